@@ -1,0 +1,16 @@
+"""`gencal describe` (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `describe` subcommand."""
+    p = sub.add_parser("describe", help="(not yet available)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Not yet implemented."""
+    raise NotImplementedError("gencal describe is not implemented yet")
