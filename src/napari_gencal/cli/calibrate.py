@@ -1,16 +1,157 @@
-"""`gencal calibrate` (placeholder until its issue lands)."""
+"""`gencal calibrate`: calibrate an excursion-set model from a segmented image or stack."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `calibrate` subcommand."""
-    p = sub.add_parser("calibrate", help="(not yet available)")
+    p = sub.add_parser(
+        "calibrate",
+        help="calibrate a 3D excursion-set model from segmented 2D images (or slices of a stack)",
+        description=(
+            "Calibrate the 3D excursion-set model (method.md §5) on 2D sections of IMAGE and "
+            "write a model file. A 3D stack is used as sections normal to --axis; with --axis z "
+            "the anisotropy factor b along z is fitted from the stack's chord lengths (Eq. 40)."
+        ),
+    )
+    p.add_argument("image", help="segmented image: TIFF, PNG, NPY, zipped TIFF or folder of slices")
+    p.add_argument("--out", required=True, help="model file to write (JSON)")
+    p.add_argument("--phases", help="label of each phase in order, e.g. 0,85,170 (2 or 3 phases)")
+    p.add_argument(
+        "--axis",
+        default="z",
+        choices=("z", "y", "x"),
+        help="for a 3D stack: the axis normal to the sections used (z: the x–y planes)",
+    )
+    p.add_argument("--model", default="high", choices=("high", "low", "both"))
+    p.add_argument("--algorithm", type=int, default=3, choices=(1, 2, 3))
+    p.add_argument(
+        "--preset",
+        default="quick",
+        choices=("quick", "default", "paper"),
+        help="settings preset (quick: minutes on a laptop CPU; paper: the paper's budget)",
+    )
+    p.add_argument("--max-epochs", type=int, help="epoch limit (overrides the preset)")
+    p.add_argument("--time-limit", type=float, help="wall-clock limit in minutes")
+    p.add_argument("--window", type=int, help="section/discriminator window (power of two ≥ 32)")
+    p.add_argument("--batch", type=int, help="sections per step")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    p.add_argument("--voxel-size", type=float, help="pixel size (stored in the model)")
+    p.add_argument("--checkpoint", help="write a checkpoint here every few epochs")
+    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
+    p.add_argument(
+        "--no-anisotropy", action="store_true", help="do not fit b from a 3D stack (keep b = 1)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
+def _bar(rec, width: int = 28) -> str:
+    filled = int(round(width * rec.fraction))
+    eta = f"{rec.remaining / 60:.1f} min left" if rec.remaining is not None else ""
+    best = f" best {rec.best_score:.4f}" if rec.best_score is not None else ""
+    loss = rec.losses.get("total", float("nan"))
+    loss_s = f" loss {loss:.4g}" if loss == loss else ""
+    return (
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {rec.stage} {rec.phase:<14} "
+        f"step {rec.step}/{rec.total_steps}{loss_s}{best} {eta}   "
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    """Not yet implemented."""
-    raise NotImplementedError("gencal calibrate is not implemented yet")
+    """Read, calibrate, write the model; returns the exit status."""
+    from ..core.calibrate import CalibrationConfig, prepare_data
+    from ..core.calibrate.loop import Calibration
+    from ..core.io import read_labels
+    from . import CLIError
+
+    out = Path(args.out)
+    high_out = out.with_name(out.stem + ".high" + out.suffix)
+    for target in [out] + ([high_out] if args.model == "both" else []):
+        if target.exists() and not args.overwrite:
+            raise CLIError(f"{target} already exists; choose another --out or pass --overwrite")
+    changes = {
+        "algorithm": args.algorithm,
+        "model": args.model,
+        "seed": args.seed,
+        "device": args.device,
+        "checkpoint": args.checkpoint,
+    }
+    if args.max_epochs is not None:
+        changes["max_epochs"] = args.max_epochs
+    if args.time_limit is not None:
+        changes["time_limit"] = 60.0 * args.time_limit
+    if args.window is not None:
+        changes["window"] = args.window
+    if args.batch is not None:
+        changes["batch"] = args.batch
+    config = CalibrationConfig.preset(args.preset, **changes)
+
+    img = read_labels(args.image, phases=args.phases, voxel_size=args.voxel_size)
+    data = prepare_data(img, axis=args.axis, fit_b=not args.no_anisotropy)
+    log = sys.stderr
+    if data.anisotropy_note:
+        print(data.anisotropy_note, file=log)
+    print(
+        f"calibrating on {data.sections.shape[0]} section(s) of {data.sections.shape[1]}×"
+        f"{data.sections.shape[2]}, phases {list(data.phase_map.labels)}, algorithm "
+        f"{config.algorithm}, model {config.model}",
+        file=log,
+    )
+    cal = Calibration(
+        data.sections,
+        data.phase_map,
+        config,
+        data.voxel_size,
+        data_sha256=data.sha256,
+        anisotropy=data.anisotropy,
+        resume=args.resume,
+    )
+    tty = log.isatty()
+    last_print = 0.0
+    rec = None
+    try:
+        for rec in cal.run():
+            if args.quiet:
+                continue
+            now = time.monotonic()
+            if tty and (now - last_print > 0.2 or rec.done):
+                print(_bar(rec), end="", file=log, flush=True)
+                last_print = now
+            elif not tty and (rec.new_best or rec.done or now - last_print > 30):
+                print(rec.summary(), file=log, flush=True)
+                last_print = now
+    except KeyboardInterrupt:
+        print("\ninterrupted: writing the best model so far", file=log)
+    if tty and not args.quiet:
+        print(file=log)
+    models = cal.models
+    final = models.get("low") if args.model in ("low", "both") else models.get("high")
+    if final is None:
+        final = cal.best_model
+    final.save(out, overwrite=args.overwrite) if _accepts_overwrite(final) else final.save(out)
+    print(f"wrote {out} ({cal.stop_reason or 'finished'})", file=log)
+    if args.model == "both" and "high" in models:
+        high = models["high"]
+        high.save(high_out, overwrite=args.overwrite) if _accepts_overwrite(high) else high.save(
+            high_out
+        )
+        print(f"wrote {high_out} (high-parametric model)", file=log)
+    reason = cal.stop_reason or ""
+    return 1 if reason.startswith("non-finite") else 0
+
+
+def _accepts_overwrite(model) -> bool:
+    import inspect
+
+    try:
+        return "overwrite" in inspect.signature(model.save).parameters
+    except (TypeError, ValueError):
+        return False

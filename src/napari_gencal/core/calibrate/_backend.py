@@ -1,0 +1,195 @@
+"""The calibration engine's only contact points with the model, TPPF and descriptor modules.
+
+Keeping every call into the other core modules here means the loop reads as the algorithm and a
+change of a neighbouring contract is fixed in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import tppf as _tppf
+from ..descriptors import specific_surface_area, volume_fraction
+from ..model import ExcursionModel, ExcursionModule
+from ..phases import PhaseMap, one_hot
+
+#: Elements per chunk when one-hot encoding many large data sections for the TPPF.
+_CHUNK_ELEMENTS = 2**25
+#: Candidate count of the initial length-scale search.
+_N_SCALES = 9
+
+
+# ---------------------------------------------------------------------- descriptors
+def volume_fractions(indices: np.ndarray, k: int) -> np.ndarray:
+    """Phase fractions of a stack of sections ``(N, H, W)``."""
+    return np.asarray(volume_fraction(indices, k, sections=True), dtype=float)
+
+
+def surface_areas(indices: np.ndarray, k: int) -> np.ndarray:
+    """S_V (1/pixel) per phase from a stack of sections, S_V = (4/π)·L_A (Crofton)."""
+    return np.asarray(specific_surface_area(indices, k, sections=True), dtype=float)
+
+
+# ---------------------------------------------------------------------- TPPF
+def tppf_of_sections(
+    sections: np.ndarray, k: int, r_max: int, device: torch.device
+) -> torch.Tensor:
+    """Data TPPF ``(k, k, r_max+1)``: mean of the per-section curves (Eq. 25), chunked in memory."""
+    n, h, w = sections.shape
+    per = max(1, _CHUNK_ELEMENTS // (k * h * w))
+    total = None
+    for s in range(0, n, per):
+        chunk = torch.as_tensor(sections[s : s + per]).to(device)
+        ind = one_hot(chunk, k, batch=True)
+        c = _tppf.radial_tppf(ind, r_max).double() * chunk.shape[0]
+        total = c if total is None else total + c
+    return (total / n).float()
+
+
+def choose_r_max(
+    curves: torch.Tensor, fractions: np.ndarray, r_cap: int, image_shape: tuple[int, int]
+) -> int:
+    """method.md §4's r_max rule (core.tppf.choose_r_max), capped at ``r_cap``."""
+    c = curves.detach().cpu().double().numpy()
+    r = _tppf.choose_r_max(c, fractions, cap=r_cap, image_shape=image_shape)
+    return int(max(2, min(r_cap, r)))
+
+
+def tppf_loss(fake: torch.Tensor, data_curves: torch.Tensor, r_max: int) -> torch.Tensor:
+    """TPPF loss of a batch of soft sections against the data curves."""
+    return _tppf.tppf_loss(_tppf.radial_tppf(fake, r_max), data_curves)
+
+
+# ---------------------------------------------------------------------- model
+def module_from_model(model: ExcursionModel, device: torch.device) -> ExcursionModule:
+    """Differentiable module; calibration is isotropic (b is applied to the result only)."""
+    iso = model.copy(anisotropy=1.0) if model.anisotropy != 1.0 else model
+    return ExcursionModule.from_model(iso, device)
+
+
+def model_from_module(module: ExcursionModule) -> ExcursionModel:
+    """Plain model of the module's current parameters."""
+    return module.to_model()
+
+
+def model_to_json(model: ExcursionModel) -> str:
+    """JSON text of a model (checkpoints store models as text)."""
+    import json
+
+    return json.dumps(model.to_dict())
+
+
+def model_from_json(text: str) -> ExcursionModel:
+    """Inverse of :func:`model_to_json`."""
+    import json
+
+    return ExcursionModel.from_dict(json.loads(text))
+
+
+def finish_model(
+    model: ExcursionModel,
+    phase_map: PhaseMap,
+    voxel_size: Any,
+    anisotropy: float,
+    metadata: dict[str, Any],
+) -> ExcursionModel:
+    """Attach phase labels, voxel size, b and provenance to a calibrated model."""
+    vs = None
+    if voxel_size is not None:
+        vs = (
+            (float(voxel_size),) * 3
+            if np.isscalar(voxel_size)
+            else tuple(float(v) for v in voxel_size)
+        )
+    return model.copy(
+        phase_map=phase_map, voxel_size=vs, anisotropy=float(anisotropy), metadata=metadata
+    )
+
+
+def sample_sections(
+    module: ExcursionModule, batch: int, size: int, generator: torch.Generator, soft: bool = True
+) -> torch.Tensor:
+    """Exact planar sections ``(B, k, size, size)`` of the 3D model (core.generate)."""
+    try:
+        from ..generate import sample_sections as _ss
+    except ImportError:  # pragma: no cover - only while core.generate has not landed
+        _ss = _sample_sections_interim
+    return _ss(module, batch, size, generator, soft=soft)
+
+
+def _sample_sections_interim(
+    module: ExcursionModule, batch: int, size: int, generator: torch.Generator, soft: bool = True
+) -> torch.Tensor:  # pragma: no cover - removed once core.generate.sample_sections exists
+    from ..fields import sample_section_fields, section_size, section_spectrum
+
+    L = section_size(size, module.m)
+    ks = module.kernels(module.used_kernels())
+    n = module.n_chi2
+
+    def draw(name: str, count: int) -> torch.Tensor:
+        return sample_section_fields(section_spectrum(ks[name], L), count, size, generator)
+
+    a = module.a
+    x1 = draw("X1", batch)
+    ex = draw("eps_X", batch * n).view(n, batch, size, size)
+    ez = draw("eps_Z", batch * n).view(n, batch, size, size)
+    z1 = ((torch.sqrt(1 - a) * ex + torch.sqrt(a) * ez) ** 2).sum(0) + module.sigma1 * x1
+    z2 = None
+    if module.n_phases == 3:
+        x2 = draw("X2", batch)
+        ey = draw("eps_Y", batch * n).view(n, batch, size, size)
+        z2 = ((torch.sqrt(1 - a) * ey + torch.sqrt(a) * ez) ** 2).sum(0) + module.sigma2 * x2
+    return module.phases(z1, z2, soft=soft)
+
+
+def hard_sections(
+    module: ExcursionModule, n: int, size: int, generator: torch.Generator
+) -> np.ndarray:
+    """Hard-threshold sections as phase indices ``(n, size, size)`` uint8."""
+    with torch.no_grad():
+        ind = sample_sections(module, n, size, generator, soft=False)
+    return ind.argmax(dim=1).to(torch.uint8).cpu().numpy()
+
+
+def initial_model(
+    k: int,
+    m: int,
+    fractions: np.ndarray,
+    config: Any,
+    data_curves: torch.Tensor,
+    r_max: int,
+    window: int,
+    device: torch.device,
+    phase_map: PhaseMap,
+) -> ExcursionModel:
+    """A data-driven start: thresholds from the data's fractions, kernel width by a TPPF search.
+
+    All five kernels start Gaussian-shaped with one width ℓ; ℓ is picked from a log-spaced grid
+    between 1 pixel and m/2 by the TPPF loss of a small batch of soft sections (fixed seed).
+    """
+    f = np.clip(np.asarray(fractions, dtype=float), 1e-3, None)
+    f = f / f.sum()
+    base = ExcursionModel.default(
+        "high", m=m, n_phases=k, fractions=f, n_chi2=config.n_chi2, nu=config.nu,
+        phase_map=phase_map, seed=config.seed,
+    )  # fmt: skip
+    if not config.init_scale_search:
+        return base
+    scales = np.exp(np.linspace(np.log(1.0), np.log(max(2.0, m / 2.0)), _N_SCALES))
+    r = np.arange(m + 1, dtype=float)
+    best, best_loss = base, float("inf")
+    n_try = min(8, config.batch)
+    for ell in scales:
+        theta = np.exp(-0.5 * (r / ell) ** 2).tolist()
+        cand = base.copy(kernels={name: list(theta) for name in base.kernels})
+        module = module_from_model(cand, device)
+        g = torch.Generator(device=device)
+        g.manual_seed(config.seed + 31)
+        with torch.no_grad():
+            loss = float(tppf_loss(sample_sections(module, n_try, window, g), data_curves, r_max))
+        if loss < best_loss:
+            best, best_loss = cand, loss
+    return best

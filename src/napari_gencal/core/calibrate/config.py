@@ -1,0 +1,246 @@
+"""Settings of a calibration run (method.md §5), with a fast preset for front ends.
+
+Every number that method.md leaves open is a field here, so that a user can change it and a
+model file can record it. ``CalibrationConfig()`` holds the method's values (batch 32, window 128,
+learning rates, early stopping from epoch 101 with patience 500) with a bounded budget;
+``CalibrationConfig.preset`` gives ``"quick"`` (what the CLI, the demo and the napari widget start
+from: minutes on a laptop CPU) and ``"paper"`` (the paper's budget).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CalibrationConfig", "PRESETS", "largest_window"]
+
+#: Smallest discriminator window accepted (three stride-2 convolutions down to 4×4).
+MIN_WINDOW = 32
+
+
+def largest_window(height: int, width: int, cap: int = 128) -> int:
+    """Largest power of two ``≤ min(height, width, cap)``; 0 when even 32 does not fit."""
+    side = min(int(height), int(width), int(cap))
+    if side < MIN_WINDOW:
+        return 0
+    return 1 << int(math.floor(math.log2(side)))
+
+
+@dataclass
+class CalibrationConfig:
+    """Everything that decides a calibration run.
+
+    Parameters
+    ----------
+    algorithm : {1, 2, 3}
+        1 = TPPF loss only, 2 = adversarial only, 3 = combined (the method).
+    model : {"high", "low", "both"}
+        Which kernel parametrization to calibrate. ``"both"``: high-parametric first, then reduce to
+        the covariance family and recalibrate the low-parametric model with Algorithm 3.
+    window : int or None
+        Discriminator / section window ``w`` (power of two, ≥ 32). None: 128, or the largest power
+        of two that fits the data.
+    batch : int
+        Sections per optimizer step ``B``.
+    m : int or None
+        Kernel radius. None: from the data by the r_max rule of method.md §4 (capped at ``m_cap``).
+    m_cap : int
+        Largest kernel radius chosen automatically.
+    r_max : int or None
+        Largest TPPF distance. None: the r_max rule on the data.
+    n_chi2, nu : int, float
+        Degrees of freedom of the χ² fields; steepness of the sigmoid approximation.
+    gamma : float or None
+        Weight of the TPPF term in Algorithm 3's model loss ``adv + γ·TPPF``. None: chosen at the
+        first adversarial step so that both terms are equally large.
+    lr_theta, lr_theta_low, lr_disc, lr_disc_low : float
+        Adam learning rates of the model (high / low parametrization) and the discriminator.
+    betas : tuple of float
+        Adam betas for both optimizers.
+    pretrain_model_steps, pretrain_disc_steps : int
+        Algorithm 3 pre-training: TPPF-only model steps, then discriminator steps with θ fixed.
+    skip_threshold : float or None
+        Algorithm 3: skip the discriminator update when its loss is below this (None: never skip).
+    steps_per_epoch : int
+        Optimizer steps per epoch.
+    early_stop_start, patience : int
+        Track the best parameters from this epoch on; stop after ``patience`` epochs without a
+        better volume-fraction + surface-area score.
+    max_epochs : int
+        Hard epoch limit.
+    time_limit : float or None
+        Wall-clock limit in seconds (None: none).
+    eval_sections, eval_size : int
+        Hard-threshold sections simulated per evaluation, and their side (0: the window).
+    disc_width : int
+        Channels of the discriminator's first convolution (DCGAN: 64).
+    init_scale_search : bool
+        Choose the initial kernel length scale by a small search on the TPPF loss.
+    seed : int
+        Seed of every random stream of the run.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``…
+    checkpoint : str or None
+        Path to write a checkpoint to at the end of every ``checkpoint_every`` epochs.
+    checkpoint_every : int
+        Epochs between checkpoints.
+    """
+
+    algorithm: int = 3
+    model: str = "high"
+    window: int | None = None
+    batch: int = 32
+    m: int | None = None
+    m_cap: int = 100
+    r_max: int | None = None
+    n_chi2: int = 3
+    nu: float = 10.0
+    gamma: float | None = None
+    lr_theta: float = 1e-3
+    lr_theta_low: float = 1e-2
+    lr_disc: float = 1e-4
+    lr_disc_low: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    pretrain_model_steps: int = 100
+    pretrain_disc_steps: int = 100
+    skip_threshold: float | None = 0.4
+    steps_per_epoch: int = 50
+    early_stop_start: int = 101
+    patience: int = 500
+    max_epochs: int = 2000
+    time_limit: float | None = None
+    eval_sections: int = 16
+    eval_size: int = 0
+    disc_width: int = 64
+    init_scale_search: bool = True
+    seed: int = 0
+    device: str = "auto"
+    checkpoint: str | None = None
+    checkpoint_every: int = 10
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad setting and the allowed values."""
+        if self.algorithm not in (1, 2, 3):
+            raise ValueError(f"algorithm must be 1, 2 or 3, got {self.algorithm!r}")
+        if self.model not in ("high", "low", "both"):
+            raise ValueError(f"model must be 'high', 'low' or 'both', got {self.model!r}")
+        if self.window is not None and (
+            self.window < MIN_WINDOW or self.window & (self.window - 1) != 0
+        ):
+            raise ValueError(
+                f"window must be a power of two ≥ {MIN_WINDOW} (e.g. 64 or 128), got {self.window}"
+            )
+        positive_ints = {
+            "batch": self.batch,
+            "steps_per_epoch": self.steps_per_epoch,
+            "max_epochs": self.max_epochs,
+            "eval_sections": self.eval_sections,
+            "disc_width": self.disc_width,
+            "checkpoint_every": self.checkpoint_every,
+            "m_cap": self.m_cap,
+        }
+        for name, v in positive_ints.items():
+            if int(v) != v or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("pretrain_model_steps", "pretrain_disc_steps", "early_stop_start", "patience"):
+            v = getattr(self, name)
+            if int(v) != v or v < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+        if self.m is not None and not 1 <= self.m <= 200:
+            raise ValueError(f"kernel radius m must be in 1..200, got {self.m}")
+        if self.r_max is not None and self.r_max < 1:
+            raise ValueError(f"r_max must be ≥ 1, got {self.r_max}")
+        if not 1 <= self.n_chi2 <= 6:
+            raise ValueError(f"n_chi2 must be in 1..6, got {self.n_chi2}")
+        if not (self.nu > 0 and math.isfinite(self.nu)):
+            raise ValueError(f"nu must be a positive number, got {self.nu}")
+        if self.gamma is not None and not (self.gamma >= 0 and math.isfinite(self.gamma)):
+            raise ValueError(f"gamma must be ≥ 0 or None (automatic), got {self.gamma}")
+        for name in ("lr_theta", "lr_theta_low", "lr_disc", "lr_disc_low"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"{name} must be a positive number, got {v}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(
+                f"time_limit must be a positive number of seconds, got {self.time_limit}"
+            )
+        if self.eval_size and (self.eval_size < 16):
+            raise ValueError(f"eval_size must be 0 (= window) or ≥ 16, got {self.eval_size}")
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def uses_discriminator(self) -> bool:
+        """Algorithms 2 and 3 train a discriminator."""
+        return self.algorithm in (2, 3)
+
+    def replace(self, **changes: Any) -> CalibrationConfig:
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (stored in model files and checkpoints)."""
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CalibrationConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are refused with their names."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown calibration settings {unknown}; known: {sorted(names)}")
+        d = dict(d)
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        return cls(**d)
+
+    @classmethod
+    def preset(cls, name: str, **changes: Any) -> CalibrationConfig:
+        """A named preset (``"quick"``, ``"default"``, ``"paper"``) with optional changes."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **changes})
+
+
+#: Named settings. "quick" trades the method's batch/window/patience for minutes on a laptop CPU
+#: (the front ends' default); "paper" is the paper's budget (hours; GPU recommended).
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "quick": {
+        "window": 64,
+        "batch": 8,
+        "m_cap": 40,
+        "disc_width": 32,
+        "pretrain_model_steps": 150,
+        "pretrain_disc_steps": 50,
+        "steps_per_epoch": 25,
+        "early_stop_start": 3,
+        "patience": 15,
+        "max_epochs": 40,
+        "time_limit": 300.0,
+        "eval_sections": 8,
+        "eval_size": 128,
+        "lr_theta": 1e-2,
+        "lr_theta_low": 2e-2,
+        "lr_disc": 2e-4,
+    },
+    "paper": {
+        "window": 128,
+        "batch": 32,
+        "m": 100,
+        "early_stop_start": 101,
+        "patience": 500,
+        "max_epochs": 10000,
+    },
+}
