@@ -278,9 +278,19 @@ class GencalWidget(QWidget):
 
     def _install_close_hook(self) -> None:
         # Closing the viewer must stop background work, whichever way the window goes away.
+        import weakref
+
         workers = self.workers
+        ref = weakref.ref(self)
 
         def _stop(*_: Any) -> None:
+            me = ref()
+            try:
+                if me is not None:
+                    me.stop_workers()  # subclasses also cancel their engines
+                    return
+            except RuntimeError:  # the Qt side is already deleted
+                pass
             for w in list(workers):
                 try:
                     w.quit()

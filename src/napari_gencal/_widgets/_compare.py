@@ -1,0 +1,282 @@
+"""Compare widget: data layer vs generated layer — side by side, descriptor table, plots, report.
+
+Side by side uses napari's grid mode (one cell per layer, every other layer hidden; the shared dims
+slider slices both at the same world position). The numbers come from
+:func:`napari_gencal.core.descriptors.describe` and :func:`napari_gencal.core.compare.compare`, run
+in a worker; the table shows data, model and the relative error of every descriptor; the plots show
+chord-length distributions and TPPFs of both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QHeaderView,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+)
+
+from ._base import GencalWidget, LayerCombo, button, error_text, hbox
+from ._canvas import PAIR_COLORS, ThemedCanvas
+from ._layers import layer_label_image
+
+__all__ = ["CompareWidget", "compare_job", "comparison_rows"]
+
+
+def compare_job(data_img: Any, model_img: Any) -> dict[str, Any]:
+    """Describe both label images and compare them (worker thread; plain data out)."""
+    from ..core.compare import compare
+    from ..core.descriptors import describe
+    from ..core.phases import to_indices
+
+    if data_img.phase_map.labels != model_img.phase_map.labels:
+        raise ValueError(
+            f"the layers have different phase labels ({list(data_img.phase_map.labels)} vs "
+            f"{list(model_img.phase_map.labels)}); compare a model with the data it was "
+            "calibrated on"
+        )
+    dd = describe(
+        to_indices(data_img.data, data_img.phase_map), data_img.phase_map, data_img.voxel_size
+    )
+    md = describe(
+        to_indices(model_img.data, model_img.phase_map), model_img.phase_map, model_img.voxel_size
+    )
+    comp = compare(dd, md)
+    return {"comparison": comp, "data": dd, "model": md, "rows": comparison_rows(comp)}
+
+
+def comparison_rows(comp: Any) -> list[tuple[str, float | None, float | None, float | None]]:
+    """``(descriptor, data, model, relative error)`` rows of a Comparison (any of its shapes)."""
+    rows = getattr(comp, "rows", None)
+    if callable(rows):
+        rows = rows()
+    out = []
+    for row in rows or []:
+        if isinstance(row, dict):
+            name = row.get("name") or row.get("descriptor") or row.get("key")
+            out.append((str(name), row.get("data"), row.get("model"), row.get("rel_error")))
+        else:
+            name, d, m, *rest = row
+            out.append((str(name), d, m, rest[0] if rest else None))
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not np.isfinite(f):
+        return "–"
+    return f"{f:.4g}"
+
+
+class CompareWidget(GencalWidget):
+    """Put a data layer and a generated layer side by side and compare their descriptors.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+    """
+
+    def __init__(self, napari_viewer: Any, parent=None):
+        super().__init__(napari_viewer, parent)
+        self.result: dict[str, Any] | None = None
+        self._hidden: list[Any] = []
+        form = QFormLayout()
+        self.data_combo = LayerCombo(napari_viewer, ("Labels",))
+        self.model_combo = LayerCombo(napari_viewer, ("Labels",))
+        form.addRow("Data layer", self.data_combo)
+        form.addRow("Generated layer", self.model_combo)
+        self._preselect()
+        self.form_layout.addLayout(form)
+        self.grid_button = QPushButton("Side by side")
+        self.grid_button.setCheckable(True)
+        self.grid_button.toggled.connect(self.side_by_side)
+        self.run_button = QPushButton("Compare")
+        self.run_button.clicked.connect(self.run)
+        self.report_button = button("Export report…", self.export_report)
+        self.report_button.setEnabled(False)
+        self.form_layout.addLayout(hbox(self.grid_button, self.run_button, self.report_button))
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["descriptor", "data", "model", "rel. error"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setMinimumHeight(160)
+        self.form_layout.addWidget(self.table)
+        self.canvas = ThemedCanvas(napari_viewer, nrows=1, ncols=2, height=2.4)
+        self.form_layout.addWidget(self.canvas)
+
+    def _preselect(self) -> None:
+        """Data: the first non-generated layer; generated: the newest generated one."""
+        kinds = {
+            ly.name: (ly.metadata.get("gencal") or {}).get("kind")
+            for ly in self.viewer.layers
+            if ly.name in [self.data_combo.itemText(i) for i in range(self.data_combo.count())]
+        }
+        data = [n for n, k in kinds.items() if k not in ("generated", "preview")]
+        gen = [n for n, k in kinds.items() if k == "generated"]
+        if data:
+            self.data_combo.set_layer(data[0])
+        if gen:
+            self.model_combo.set_layer(gen[-1])
+
+    # -- grid view ------------------------------------------------------------------------------
+    def side_by_side(self, on: bool = True) -> None:
+        """Grid view with only the two chosen layers visible (toggle off restores visibility)."""
+        grid = self.viewer.grid
+        if on:
+            a, b = self.data_combo.layer(), self.model_combo.layer()
+            if a is None or b is None:
+                self.show_error("choose a data layer and a generated layer first")
+                self.grid_button.setChecked(False)
+                return
+            self._hidden = [ly for ly in self.viewer.layers if ly.visible and ly not in (a, b)]
+            for ly in self._hidden:
+                ly.visible = False
+            a.visible = b.visible = True
+            grid.enabled = True
+            try:
+                grid.stride = 1
+                grid.shape = (
+                    (1, 2) if len([ly for ly in self.viewer.layers if ly.visible]) else (-1, -1)
+                )
+            except Exception:  # noqa: BLE001 - grid API details vary across napari versions
+                pass
+        else:
+            grid.enabled = False
+            for ly in self._hidden:
+                if ly in self.viewer.layers:
+                    ly.visible = True
+            self._hidden = []
+
+    # -- compare --------------------------------------------------------------------------------
+    def run(self) -> Any | None:
+        """Describe and compare in a worker (returns the worker, or None after a message)."""
+        if self.busy:
+            return None
+        a, b = self.data_combo.layer(), self.model_combo.layer()
+        if a is None or b is None:
+            self.show_error(
+                "need two Labels layers: the data, and a volume from the Generate widget"
+            )
+            return None
+        if a is b:
+            self.show_error("data and generated layer are the same layer; pick two different ones")
+            return None
+        try:
+            da, db = layer_label_image(a), layer_label_image(b)
+        except ValueError as exc:
+            self.show_error(error_text(exc))
+            return None
+        from napari.qt.threading import create_worker
+
+        w = create_worker(compare_job, da, db, _progress={"desc": "GenCal: comparing"})
+        w.returned.connect(self._on_result)
+        w.started.connect(lambda: self.run_button.setEnabled(False))
+        w.finished.connect(lambda: self.run_button.setEnabled(True))
+        self.run_button.setEnabled(False)
+        self.show_message("computing descriptors…")
+        return self.start(w, "comparing data and model")
+
+    def _on_result(self, result: dict[str, Any]) -> None:
+        self.result = result
+        self._fill_table(result["rows"])
+        self._plot(result)
+        self.report_button.setEnabled(True)
+        self.show_message("comparison done")
+
+    def _fill_table(self, rows: list[tuple]) -> None:
+        self.table.setRowCount(len(rows))
+        for i, (name, d, m, rel) in enumerate(rows):
+            cells = [name, _fmt(d), _fmt(m), "–" if rel is None else f"{100 * float(rel):+.1f} %"]
+            for j, text in enumerate(cells):
+                it = QTableWidgetItem(text)
+                if j == 3 and rel is not None and np.isfinite(float(rel)):
+                    a = abs(float(rel))
+                    it.setForeground(
+                        QColor("#2a9d8f" if a < 0.1 else "#f2c14e" if a < 0.25 else "#e63946")
+                    )
+                self.table.setItem(i, j, it)
+        self.table.resizeColumnsToContents()
+
+    def _plot(self, result: dict[str, Any]) -> None:
+        c = self.canvas
+        c.clear()
+        ax_cld, ax_tppf = c.axes
+        for desc, style, tag in ((result["data"], "-", "data"), (result["model"], "--", "model")):
+            cld = desc.get("chord_length_distribution") or desc.get("cld")
+            if isinstance(cld, dict):
+                for p, (key, val) in enumerate(sorted(cld.items())):
+                    x, y = _xy(val)
+                    if x is not None:
+                        lab = f"{key}" if tag == "data" else None
+                        ax_cld.plot(x, y, style, color=PAIR_COLORS[p % 7], lw=1.0, label=lab)
+            tp = desc.get("tppf")
+            if tp is not None:
+                curves = np.asarray(tp.get("curves") if isinstance(tp, dict) else tp)
+                if curves.ndim == 3:
+                    p = 0
+                    for i in range(curves.shape[0]):
+                        for j in range(i, curves.shape[0]):
+                            lab = f"C{i + 1}{j + 1}" if tag == "data" else None
+                            ax_tppf.plot(
+                                curves[i, j], style, color=PAIR_COLORS[p % 7], lw=1.0, label=lab
+                            )
+                            p += 1
+            ax_tppf.plot([], [], style, color="0.6", label=tag)
+        ax_cld.set_xlabel("chord length")
+        ax_cld.set_ylabel("distribution")
+        ax_tppf.set_xlabel("r (voxels)")
+        ax_tppf.set_ylabel("C_ij(r)")
+        c.legend(ax_cld)
+        c.legend(ax_tppf, ncol=2)
+        c.redraw()
+
+    def export_report(self, path: str | None = None) -> str | None:
+        """Write the comparison report (core ``write_report``); never overwrites."""
+        if self.result is None:
+            self.show_error("nothing to report yet: press Compare first")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export report", "comparison.md", "Markdown (*.md);;All files (*)"
+            )
+            if not path:
+                return None
+        if Path(path).exists():
+            self.show_error(f"{path} exists; choose another name (nothing overwritten)")
+            return None
+        try:
+            from ..core.compare import write_report
+
+            out = write_report(self.result["comparison"], path)
+        except Exception as exc:  # noqa: BLE001 - show, don't raise
+            self.show_error(f"could not write the report: {error_text(exc)}")
+            return None
+        self.show_message(f"wrote {out or path}")
+        return str(out or path)
+
+
+def _xy(val: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(x, y) arrays from a distribution given as dict/tuple/array."""
+    if isinstance(val, dict):
+        for kx, ky in (("x", "y"), ("length", "density"), ("lengths", "pdf"), ("r", "value")):
+            if kx in val and ky in val:
+                return np.asarray(val[kx]), np.asarray(val[ky])
+        return None, None
+    arr = np.asarray(val, dtype=float)
+    if arr.ndim == 1:
+        return np.arange(arr.size), arr
+    if arr.ndim == 2 and 2 in arr.shape:
+        return (arr[0], arr[1]) if arr.shape[0] == 2 else (arr[:, 0], arr[:, 1])
+    return None, None
