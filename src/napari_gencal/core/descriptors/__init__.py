@@ -7,6 +7,7 @@ All functions take phase indices ``0 .. k-1`` (2D image, 3D volume, or a stack o
 from __future__ import annotations
 
 from ._common import DescriptorError
+from .chords import ChordLengthDistribution, chord_length_distribution, mean_chord_length
 from .surface import (
     SURFACE_METHODS,
     boundary_length_density,
@@ -17,6 +18,9 @@ from .surface import (
 from .volume import volume_fraction
 
 __all__ = [
+    "ChordLengthDistribution",
+    "chord_length_distribution",
+    "mean_chord_length",
     "DescriptorError",
     "SURFACE_METHODS",
     "boundary_length_density",
