@@ -1,0 +1,190 @@
+"""Random-field primitives against independent truth: brute-force loops, SciPy convolutions,
+analytic covariances and the χ² law."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage, signal, stats
+
+from napari_gencal.core.fields import (
+    block_noise,
+    kernel_radius,
+    moving_average,
+    radial_kernel,
+    sample_section_fields,
+    section_size,
+    section_spectrum,
+)
+
+
+def _brute_kernel(theta, scale):
+    """Loop version of the radial kernel, written independently of the vectorized one."""
+    m = len(theta) - 1
+    radii = [math.ceil(m * s - 1e-9) for s in scale]
+    k = np.zeros([2 * r + 1 for r in radii])
+    for idx in np.ndindex(k.shape):
+        d = math.sqrt(sum(((i - r) / s) ** 2 for i, r, s in zip(idx, radii, scale, strict=True)))
+        j = int(math.floor(d + 0.5))
+        if j <= m:
+            k[idx] = theta[j]
+    return k / math.sqrt((k**2).sum())
+
+
+@pytest.mark.parametrize("scale", [(1.0, 1.0, 1.0), (2.0, 1.0, 1.0), (0.6, 1.0, 1.0)])
+def test_radial_kernel_matches_loop_and_is_normalized(scale):
+    theta = np.array([1.0, 0.8, 0.5, -0.2, 0.1])
+    k = radial_kernel(theta, dim=3, scale=scale).numpy()
+    ref = _brute_kernel(theta, scale)
+    assert k.shape == ref.shape
+    assert k.shape[0] == 2 * kernel_radius(4, scale)[0] + 1
+    np.testing.assert_allclose(k, ref, atol=1e-14)
+    assert abs((k**2).sum() - 1.0) < 1e-12
+    # symmetric under s → −s (the field is a convolution, orientation must not matter)
+    np.testing.assert_allclose(k, k[::-1, ::-1, ::-1], atol=1e-14)
+
+
+def test_radial_kernel_is_differentiable_and_rejects_bad_theta():
+    th = torch.tensor([1.0, 0.5, 0.25], requires_grad=True)
+    k = radial_kernel(th)
+    (k[2, 2, 3] * 3.0).backward()
+    assert th.grad is not None and torch.isfinite(th.grad).all() and th.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="NaN"):
+        radial_kernel([1.0, float("nan")])
+    with pytest.raises(ValueError, match="zero"):
+        radial_kernel([0.0, 0.0])
+    with pytest.raises(ValueError, match="scale"):
+        radial_kernel([1.0, 0.5], scale=(0.0, 1.0, 1.0))
+
+
+def test_block_noise_depends_only_on_global_position():
+    whole = block_noise(7, (40, 37, 50), origin=(-20, -5, 3), block=16, stream=3)
+    part = block_noise(7, (11, 20, 9), origin=(-13, 2, 30), block=16, stream=3)
+    np.testing.assert_array_equal(part.numpy(), whole[7:18, 7:27, 27:36].numpy())
+    # threaded and single-threaded draws agree
+    single = block_noise(7, (40, 37, 50), origin=(-20, -5, 3), block=16, stream=3, threads=1)
+    np.testing.assert_array_equal(single.numpy(), whole.numpy())
+    # other streams / seeds / blocks are different noise
+    other = block_noise(7, (40, 37, 50), origin=(-20, -5, 3), block=16, stream=4)
+    assert not np.allclose(other.numpy(), whole.numpy())
+    b = block_noise(1, (32, 32, 32), origin=(-16, -16, -16), block=16).numpy()
+    blocks = [
+        b[i : i + 16, j : j + 16, k : k + 16] for i in (0, 16) for j in (0, 16) for k in (0, 16)
+    ]
+    for i in range(8):
+        for j in range(i):
+            assert not np.array_equal(blocks[i], blocks[j])
+
+
+def test_block_noise_is_standard_normal():
+    x = block_noise(3, (64, 64, 64), origin=(-10, 0, 5)).numpy().ravel()
+    n = x.size
+    # i.i.d. N(0,1): mean has SE 1/sqrt(n), variance SE sqrt(2/n); 4 SE tolerance.
+    assert abs(x.mean()) < 4 / math.sqrt(n)
+    assert abs(x.var() - 1.0) < 4 * math.sqrt(2 / n)
+    assert stats.kstest(x[::7], "norm").pvalue > 1e-3
+
+
+def test_moving_average_valid_and_periodic_match_scipy():
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((15, 17, 19))
+    kern = rng.standard_normal((5, 3, 7))
+    out = moving_average(torch.from_numpy(noise), torch.from_numpy(kern)).numpy()
+    ref = signal.convolve(noise, kern, mode="valid")
+    np.testing.assert_allclose(out, ref, atol=1e-10)
+    per = moving_average(torch.from_numpy(noise), torch.from_numpy(kern), periodic=True).numpy()
+    ref_p = ndimage.convolve(noise, kern, mode="wrap")
+    np.testing.assert_allclose(per, ref_p, atol=1e-10)
+    with pytest.raises(ValueError, match="valid part"):
+        moving_average(torch.zeros(4, 10, 10), torch.from_numpy(kern))
+
+
+def _covariance_of_kernel(k):
+    """ρ = k ∗ k̃ for all lags (full correlation, lag 0 at the centre)."""
+    return signal.correlate(k, k, mode="full")
+
+
+def test_grf_covariance_equals_kernel_autocorrelation():
+    theta = np.exp(-0.5 * (np.arange(5) / 1.5) ** 2)
+    k = radial_kernel(theta, dim=3)
+    R, N = 4, 48
+    fields = torch.stack(
+        [moving_average(block_noise(s, (N,) * 3), k, periodic=True) for s in range(R)]
+    ).numpy()
+    rho = _covariance_of_kernel(k.numpy())
+    c = np.array(rho.shape) // 2
+    nvox = R * N**3
+    sum_rho2 = (rho**2).sum()
+    for h in [(0, 0, 0), (1, 0, 0), (0, 2, 0), (0, 0, 3), (2, 2, 1), (5, 0, 0)]:
+        prod = fields * np.roll(fields, shift=[-v for v in h], axis=(1, 2, 3))
+        emp = prod.mean()
+        # Var of the mean of X(s)X(s+h) for a Gaussian field: (1/N) Σ_t [ρ(t)² + ρ(t+h)ρ(t−h)]
+        # ≤ 2 Σ ρ² / N; 4 standard errors.
+        tol = 4 * math.sqrt(2 * sum_rho2 / nvox)
+        true = rho[c[0] + h[0], c[1] + h[1], c[2] + h[2]]
+        assert abs(emp - true) < tol, (h, emp, true, tol)
+    assert abs(rho[tuple(c)] - 1.0) < 1e-12  # unit variance by normalization
+
+
+def test_section_spectrum_is_the_planar_covariance_spectrum():
+    rng = np.random.default_rng(1)
+    k = torch.from_numpy(rng.standard_normal((5, 7, 7)))
+    k = k / k.pow(2).sum().sqrt()
+    L = 16
+    S2 = section_spectrum(k, L).numpy()
+    # independent: the section covariance ρ(0, hy, hx) by brute-force correlation, periodized on L×L
+    rho = _covariance_of_kernel(k.numpy())
+    plane = rho[rho.shape[0] // 2]
+    per = np.zeros((L, L))
+    cy, cx = plane.shape[0] // 2, plane.shape[1] // 2
+    for iy in range(plane.shape[0]):
+        for ix in range(plane.shape[1]):
+            per[(iy - cy) % L, (ix - cx) % L] += plane[iy, ix]
+    ref = np.fft.rfft2(per).real
+    np.testing.assert_allclose(S2, ref, atol=1e-10)
+    assert (S2 >= 0).all()
+    # same as (1/Lz) Σ_kz |FFT3|² (method.md's formula) with Lz = 9 ≥ 2·2+1
+    k3 = np.zeros((9, L, L))
+    k3[:5, :7, :7] = k.numpy()
+    f3 = np.fft.fftn(k3)
+    np.testing.assert_allclose(S2, (np.abs(f3) ** 2).sum(0)[:, : L // 2 + 1] / 9, atol=1e-10)
+    with pytest.raises(ValueError, match="too small"):
+        section_spectrum(k, 12)
+
+
+def test_sampled_sections_have_the_section_covariance():
+    theta = np.array([1.0, 0.9, 0.6, 0.3, 0.1])
+    k = radial_kernel(torch.tensor(theta), dim=3, scale=(1.7, 1.0, 1.0))
+    w = 40
+    L = section_size(w, 4)
+    assert L >= max(w + 8, 17)
+    S2 = section_spectrum(k, L)
+    gen = torch.Generator().manual_seed(0)
+    B = 64
+    x = sample_section_fields(S2, B, w, gen).numpy()
+    rho = _covariance_of_kernel(k.numpy())
+    plane = rho[rho.shape[0] // 2]
+    c = plane.shape[0] // 2
+    sum_rho2 = (plane**2).sum()
+    for hy, hx in [(0, 0), (1, 0), (0, 2), (3, 1), (6, 0)]:
+        emp = (x[:, : w - hy, : w - hx] * x[:, hy:, hx:]).mean()
+        n = B * (w - hy) * (w - hx)
+        tol = 4 * math.sqrt(2 * sum_rho2 / n)  # 4 SE, as in the 3D covariance test
+        assert abs(emp - plane[c + hy, c + hx]) < tol, (hy, hx, emp, plane[c + hy, c + hx])
+
+
+def test_chi2_marginal_of_sections():
+    """Σ_j X_j² of n unit-variance sections is χ²_n; pixels 2m+1 apart are independent."""
+    theta = np.array([1.0, 0.7, 0.3])
+    k = radial_kernel(torch.tensor(theta), dim=3)
+    w, n, B = 50, 3, 20
+    S2 = section_spectrum(k, section_size(w, 2))
+    gen = torch.Generator().manual_seed(5)
+    x = sample_section_fields(S2, n * B, w, gen).view(n, B, w, w)
+    chi = (x**2).sum(0)[:, ::5, ::5].numpy().ravel()  # spacing 5 = 2m+1: i.i.d. samples
+    assert stats.kstest(chi, stats.chi2(n).cdf).pvalue > 1e-3
+    # a wrong number of degrees of freedom is detected
+    assert stats.kstest(chi, stats.chi2(n + 1).cdf).pvalue < 1e-3
