@@ -48,6 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-anisotropy", action="store_true", help="do not fit b from a 3D stack (keep b = 1)"
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any calibration setting (docs/calibration.md), e.g. --set patience=50; repeatable",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -92,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         changes["window"] = args.window
     if args.batch is not None:
         changes["batch"] = args.batch
+    changes.update(_parse_sets(args.set))
     config = CalibrationConfig.preset(args.preset, **changes)
 
     img = read_labels(args.image, phases=args.phases, voxel_size=args.voxel_size)
@@ -136,22 +144,28 @@ def run(args: argparse.Namespace) -> int:
     final = models.get("low") if args.model in ("low", "both") else models.get("high")
     if final is None:
         final = cal.best_model
-    final.save(out, overwrite=args.overwrite) if _accepts_overwrite(final) else final.save(out)
+    final.save(out, overwrite=args.overwrite)
     print(f"wrote {out} ({cal.stop_reason or 'finished'})", file=log)
     if args.model == "both" and "high" in models:
-        high = models["high"]
-        high.save(high_out, overwrite=args.overwrite) if _accepts_overwrite(high) else high.save(
-            high_out
-        )
+        models["high"].save(high_out, overwrite=args.overwrite)
         print(f"wrote {high_out} (high-parametric model)", file=log)
     reason = cal.stop_reason or ""
     return 1 if reason.startswith("non-finite") else 0
 
 
-def _accepts_overwrite(model) -> bool:
-    import inspect
+def _parse_sets(items: list[str]) -> dict:
+    """``["patience=50", "betas=[0.5,0.9]"]`` → dict; values are JSON when they parse as JSON."""
+    import json
 
-    try:
-        return "overwrite" in inspect.signature(model.save).parameters
-    except (TypeError, ValueError):
-        return False
+    from . import CLIError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--set needs KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out

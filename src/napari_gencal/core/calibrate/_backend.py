@@ -113,36 +113,9 @@ def sample_sections(
     module: ExcursionModule, batch: int, size: int, generator: torch.Generator, soft: bool = True
 ) -> torch.Tensor:
     """Exact planar sections ``(B, k, size, size)`` of the 3D model (core.generate)."""
-    try:
-        from ..generate import sample_sections as _ss
-    except ImportError:  # pragma: no cover - only while core.generate has not landed
-        _ss = _sample_sections_interim
+    from ..generate import sample_sections as _ss
+
     return _ss(module, batch, size, generator, soft=soft)
-
-
-def _sample_sections_interim(
-    module: ExcursionModule, batch: int, size: int, generator: torch.Generator, soft: bool = True
-) -> torch.Tensor:  # pragma: no cover - removed once core.generate.sample_sections exists
-    from ..fields import sample_section_fields, section_size, section_spectrum
-
-    L = section_size(size, module.m)
-    ks = module.kernels(module.used_kernels())
-    n = module.n_chi2
-
-    def draw(name: str, count: int) -> torch.Tensor:
-        return sample_section_fields(section_spectrum(ks[name], L), count, size, generator)
-
-    a = module.a
-    x1 = draw("X1", batch)
-    ex = draw("eps_X", batch * n).view(n, batch, size, size)
-    ez = draw("eps_Z", batch * n).view(n, batch, size, size)
-    z1 = ((torch.sqrt(1 - a) * ex + torch.sqrt(a) * ez) ** 2).sum(0) + module.sigma1 * x1
-    z2 = None
-    if module.n_phases == 3:
-        x2 = draw("X2", batch)
-        ey = draw("eps_Y", batch * n).view(n, batch, size, size)
-        z2 = ((torch.sqrt(1 - a) * ey + torch.sqrt(a) * ez) ** 2).sum(0) + module.sigma2 * x2
-    return module.phases(z1, z2, soft=soft)
 
 
 def hard_sections(

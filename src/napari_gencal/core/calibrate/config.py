@@ -210,6 +210,10 @@ class CalibrationConfig:
         """A named preset (``"quick"``, ``"default"``, ``"paper"``) with optional changes."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"unknown calibration settings {unknown}; known: {sorted(names)}")
         return cls(**{**PRESETS[name], **changes})
 
 
