@@ -189,7 +189,7 @@ class GencalWidget(QWidget):
         super().__init__(parent)
         self.viewer = viewer
         self.workers: list[Any] = []
-        self._task_ids: dict[int, Any] = {}
+        self.closed = False  # set when the viewer/dock closes: results are then dropped
         outer = QVBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
         self.form_layout = QVBoxLayout()
@@ -224,15 +224,14 @@ class GencalWidget(QWidget):
     # -- workers --------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        """Whether one of this widget's workers is running."""
-        return any(getattr(w, "is_running", False) for w in self.workers)
+        """Whether one of this widget's workers is queued or running (until ``finished``)."""
+        return bool(self.workers)
 
     def start(self, worker: Any, description: str = "") -> Any:
         """Track, connect and start a worker; errors are shown, not raised."""
         self.workers.append(worker)
         worker.errored.connect(self._on_worker_error)
         worker.finished.connect(lambda w=worker: self._forget(w))
-        self._register_task(worker, description)
         worker.start()
         return worker
 
@@ -242,34 +241,30 @@ class GencalWidget(QWidget):
     def _forget(self, worker: Any) -> None:
         if worker in self.workers:
             self.workers.remove(worker)
-        tid = self._task_ids.pop(id(worker), None)
-        if tid is not None:
+
+    @staticmethod
+    def make_worker(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``napari.qt.threading.create_worker`` whose errors this widget shows itself.
+
+        napari would re-raise a worker's exception in the GUI thread and pop up a traceback; a
+        user error (bad input) deserves one clear line instead, so both are switched off here and
+        :meth:`start` connects :meth:`show_error`. napari still registers the worker as a task
+        (the window asks before closing and quits it).
+        """
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(func, *args, _ignore_errors=True, **kwargs)
+        relay = getattr(worker, "_relay_error", None)
+        if relay is not None:
             try:
-                from napari.utils.task_status import Status
-
-                self.viewer.window._update_task_status(tid, Status.COMPLETED, "")
-            except Exception:  # noqa: BLE001
+                worker.errored.disconnect(relay)
+            except (TypeError, RuntimeError, ValueError):
                 pass
-
-    def _register_task(self, worker: Any, description: str) -> None:
-        # napari asks before closing a window with registered busy tasks and calls their cancel
-        # callback; private API in 0.9, so failures are ignored (the close hook still applies).
-        try:
-            from napari.utils.task_status import Status
-
-            def _cancel(w=worker) -> bool:
-                w.quit()
-                return True
-
-            tid = self.viewer.window._register_task_status(
-                "napari-gencal", Status.BUSY, description or "napari-gencal task", _cancel
-            )
-            self._task_ids[id(worker)] = tid
-        except Exception:  # noqa: BLE001
-            pass
+        return worker
 
     def stop_workers(self) -> None:
-        """Ask every running worker to quit (generators stop at their next yield)."""
+        """The viewer or dock is closing: add no more layers, ask every worker to quit."""
+        self.closed = True
         for w in list(self.workers):
             try:
                 w.quit()

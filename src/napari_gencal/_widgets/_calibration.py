@@ -386,13 +386,11 @@ class CalibrationWidget(GencalWidget):
         else:
             fit_b = self.fit_b.isChecked()
         phases = self.phases.text().strip() or None
-        from napari.qt.threading import create_worker
-
         self._holder = {}
         self._layer_name = layer.name
         self._losses = {}
         self._data_curves = self._model_curves = None
-        worker = create_worker(
+        worker = self.make_worker(
             calibration_job,
             image,
             phases,
@@ -454,18 +452,24 @@ class CalibrationWidget(GencalWidget):
             self._pbar = None
 
     def _set_progress(self, rec: dict[str, Any]) -> None:
-        if self._pbar is None:
+        # a local reference: updating the bar can process queued events (the worker's finished
+        # signal closes the bar) before this method returns
+        pbar = self._pbar
+        if pbar is None:
             return
         frac = rec["fraction"]
         cfg_limit = self.minutes.value() * 60.0
         if cfg_limit > 0:
             frac = max(frac, min(1.0, rec["elapsed"] / cfg_limit))
-        if self._pbar.total != 1000:
-            self._pbar.total = 1000
-        target = int(1000 * frac)
-        if target > self._pbar.n:
-            self._pbar.update(target - self._pbar.n)
-        self._pbar.set_description(f"GenCal {rec['stage']} {rec['phase']} epoch {rec['epoch']}")
+        try:
+            if pbar.total != 1000:
+                pbar.total = 1000
+            target = int(1000 * frac)
+            if target > pbar.n:
+                pbar.update(target - pbar.n)
+            pbar.set_description(f"GenCal {rec['stage']} {rec['phase']} epoch {rec['epoch']}")
+        except Exception:  # noqa: BLE001 - a closed bar: progress display is cosmetic
+            pass
 
     def _on_yield(self, rec: dict[str, Any]) -> None:
         kind = rec.get("kind")
@@ -494,6 +498,8 @@ class CalibrationWidget(GencalWidget):
             self._plot_tppf()
 
     def _show_preview(self, rec: dict[str, Any]) -> None:
+        if self.closed:
+            return
         codes, kw, _ = labels_layer_tuple(
             rec["section"], "calibration preview", labels=rec["labels"], kind="preview"
         )

@@ -178,9 +178,7 @@ class CompareWidget(GencalWidget):
         except ValueError as exc:
             self.show_error(error_text(exc))
             return None
-        from napari.qt.threading import create_worker
-
-        w = create_worker(compare_job, da, db, _progress={"desc": "GenCal: comparing"})
+        w = self.make_worker(compare_job, da, db, _progress={"desc": "GenCal: comparing"})
         w.returned.connect(self._on_result)
         w.started.connect(lambda: self.run_button.setEnabled(False))
         w.finished.connect(lambda: self.run_button.setEnabled(True))

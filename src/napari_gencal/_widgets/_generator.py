@@ -238,6 +238,8 @@ class GeneratorWidget(GencalWidget):
     # -- model choice ---------------------------------------------------------------------------
     def refresh_models(self) -> None:
         """Re-list session models (newest selected when it just arrived)."""
+        if self.closed:
+            return
         current = self.model_combo.currentText()
         names = session.names()
         self.model_combo.blockSignals(True)
@@ -313,11 +315,13 @@ class GeneratorWidget(GencalWidget):
     # -- preview --------------------------------------------------------------------------------
     def schedule_preview(self) -> None:
         """(Re)start the debounce timer; the preview runs when the user pauses."""
-        if not self._loading:
+        if not self._loading and not self.closed:
             self._timer.start()
 
     def preview(self) -> Any | None:
         """Generate a small section in a worker and show it (one at a time; coalesced)."""
+        if self.closed:
+            return None
         if self._preview_worker is not None:
             self._preview_pending = True
             return None
@@ -326,9 +330,7 @@ class GeneratorWidget(GencalWidget):
         except ValueError as exc:
             self.show_error(error_text(exc))
             return None
-        from napari.qt.threading import create_worker
-
-        w = create_worker(
+        w = self.make_worker(
             preview_job, model, PREVIEW_SIZE, int(self.seed.value()), self.device.currentText()
         )
         labels = None if model.phase_map is None else list(model.phase_map.labels)
@@ -344,6 +346,8 @@ class GeneratorWidget(GencalWidget):
             self.preview()
 
     def _show_preview(self, section: np.ndarray, labels: list[int] | None) -> None:
+        if self.closed:
+            return
         codes, kw, _ = labels_layer_tuple(
             section, "generator preview", labels=labels, kind="preview"
         )
@@ -353,6 +357,15 @@ class GeneratorWidget(GencalWidget):
         else:
             kw["name"] = unique_name([ly.name for ly in self.viewer.layers], "generator preview")
             self.preview_layer = self.viewer.add_labels(codes, **kw)
+
+    def stop_workers(self) -> None:
+        """Closing: no more previews, no more session updates."""
+        self._timer.stop()
+        try:
+            session.changed.disconnect(self.refresh_models)
+        except (ValueError, RuntimeError, TypeError):
+            pass
+        super().stop_workers()
 
     # -- generate -------------------------------------------------------------------------------
     def generate(self) -> Any | None:
@@ -379,9 +392,7 @@ class GeneratorWidget(GencalWidget):
             return None
         seed = int(self.seed.value())
         device = self.device.currentText()
-        from napari.qt.threading import create_worker
-
-        w = create_worker(
+        w = self.make_worker(
             generate_job,
             model,
             shape,
@@ -397,6 +408,8 @@ class GeneratorWidget(GencalWidget):
         return self.start(w, "generating a volume")
 
     def _add_volume(self, vol: np.ndarray, model: Any, seed: int, device: str) -> None:
+        if self.closed:
+            return
         labels = None if model.phase_map is None else list(model.phase_map.labels)
         names = None if model.phase_map is None else model.phase_map.names
         vs = model.voxel_size

@@ -131,14 +131,13 @@ class TPPFWidget(GencalWidget):
             axis = None if (img.ndim == 2 or axis_txt == "3D") else axis_txt
             jobs.append((ly.name, img, axis))
         r_max = self.r_max.value() or None
-        from napari.qt.threading import create_worker
 
         def _gen():
             for name, img, axis in jobs:
                 res = compute_tppf(img, axis, r_max)
                 yield name, res, _curves(res)
 
-        worker = create_worker(_gen, _progress={"total": len(jobs), "desc": "TPPF"})
+        worker = self.make_worker(_gen, _progress={"total": len(jobs), "desc": "TPPF"})
         worker.yielded.connect(self._on_result)
         worker.started.connect(lambda: self.run_button.setEnabled(False))
         worker.finished.connect(lambda: self.run_button.setEnabled(True))

@@ -1,0 +1,298 @@
+"""The dock widgets with a (hidden) napari viewer: workers complete, cancel, and show errors.
+
+Sizes are tiny so the whole file runs in well under a minute on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_gencal._widgets._layers import labels_layer_tuple
+from napari_gencal._widgets._session import session
+
+TIMEOUT = 120_000  # ms; generous for a loaded 2-core CI machine, never a timing assertion
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session():
+    session.clear()
+    yield
+    session.clear()
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+def _add_three_phase(viewer, shape=(64, 64), name="data", seed=0, values=(0, 85, 170)):
+    # smooth-ish blobs (not white noise) so statistics are meaningful but tiny
+    rng = np.random.default_rng(seed)
+    from scipy.ndimage import gaussian_filter
+
+    f = gaussian_filter(rng.standard_normal(shape), 2.0)
+    q = np.quantile(f, [0.35, 0.7])
+    labels = np.asarray(values, np.uint8)[np.digitize(f, q)]
+    data, kw, _ = labels_layer_tuple(labels, name, kind="data")
+    return viewer.add_labels(data, **kw)
+
+
+def _wait_done(qtbot, widget):
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT)
+
+
+def _tiny_calibration(w, algorithm=1, epochs=2):
+    w.algorithm.setCurrentIndex(w.algorithm.findData(algorithm))
+    w.epochs.setValue(epochs)
+    w.minutes.setValue(0)
+    w.window.setCurrentIndex(w.window.findData(32))
+    w.batch.setValue(1)
+    w.steps_per_epoch.setValue(1)
+    w.m_cap.setValue(4)
+    w.pretrain.setValue(1)
+    w.preview_every.setValue(1)
+    w.device.setCurrentText("cpu")
+    w._quick = w._quick.replace(
+        init_scale_search=False, eval_sections=1, pretrain_disc_steps=1, early_stop_start=1
+    )
+
+
+# -- readers in a viewer ---------------------------------------------------------------------------
+
+
+def test_viewer_opens_labels_with_plugin_and_greyscale_with_napari(viewer, tmp_path):
+    vol = np.array([0, 128, 255], np.uint8)[np.random.default_rng(0).integers(0, 3, (3, 8, 8))]
+    tifffile.imwrite(tmp_path / "seg.tif", vol)
+    tifffile.imwrite(tmp_path / "grey.tif", np.random.default_rng(1).random((8, 8), np.float32))
+    (seg,) = viewer.open(tmp_path / "seg.tif", plugin="napari-gencal")
+    assert seg._type_string == "labels"
+    assert seg.metadata["gencal"]["phase_map"] == [0, 128, 255]
+    (grey,) = viewer.open(tmp_path / "grey.tif")
+    assert grey._type_string == "image"
+
+
+def test_sample_data_opens(viewer):
+    (layer,) = viewer.open_sample("napari-gencal", "sample_3d")
+    assert layer.data.shape == (64, 64, 64)
+    assert layer.metadata["gencal"]["phase_map"] == [0, 85, 170]
+
+
+# -- TPPF ------------------------------------------------------------------------------------------
+
+
+def test_tppf_widget_computes_overlays_and_exports(viewer, qtbot, tmp_path):
+    tppf = pytest.importorskip("napari_gencal.core.tppf")
+    if not hasattr(tppf, "tppf_of_labels"):
+        pytest.skip("core.tppf.tppf_of_labels has not landed yet")
+    from napari_gencal._widgets import TPPFWidget
+
+    _add_three_phase(viewer, (48, 48), "a")
+    _add_three_phase(viewer, (48, 48), "b", seed=1)
+    w = TPPFWidget(viewer)
+    w.layers.set_checked(["a", "b"])
+    w.r_max.setValue(8)
+    assert w.run() is not None
+    _wait_done(qtbot, w)
+    assert set(w.results) == {"a", "b"}, w.message.text()
+    assert len(w.canvas.ax.lines) >= 12  # 6 pair curves per layer
+    written = w.export_csv(str(tmp_path / "t.csv"))
+    assert len(written) == 2 and all(open(p).read() for p in written)
+
+
+def test_no_layers_gives_a_message(viewer):
+    from napari_gencal._widgets import CalibrationWidget, CompareWidget, TPPFWidget
+
+    for cls in (TPPFWidget, CalibrationWidget, CompareWidget):
+        w = cls(viewer)
+        assert w.run() is None
+        assert w.message.text(), cls.__name__
+
+
+def test_image_layer_conversion_offered_or_refused(viewer):
+    from napari_gencal._widgets import CalibrationWidget
+
+    few = np.array([0, 1, 2], np.uint8)[np.random.default_rng(0).integers(0, 3, (40, 40))]
+    viewer.add_image(few, name="segmented as image")
+    w = CalibrationWidget(viewer)
+    w.layer_combo.set_layer("segmented as image")
+    assert not w.convert_button.isHidden()
+    assert w.run() is None and "Convert" in w.message.text()
+    w._convert()
+    assert "segmented as image labels" in viewer.layers
+    assert viewer.layers["segmented as image labels"].metadata["gencal"]["phase_map"] == [0, 1, 2]
+
+    viewer.add_image(np.random.default_rng(0).random((40, 40)), name="grey")
+    w.layer_combo.set_layer("grey")
+    w._convert()
+    assert "greyscale" in w.message.text()
+    assert "grey labels" not in viewer.layers
+
+
+# -- calibration -----------------------------------------------------------------------------------
+
+
+def test_calibration_runs_to_a_model(viewer, qtbot, tmp_path):
+    from napari_gencal._widgets import CalibrationWidget
+
+    _add_three_phase(viewer, (64, 64), "sofc")
+    w = CalibrationWidget(viewer)
+    _tiny_calibration(w, algorithm=1, epochs=2)
+    worker = w.run()
+    assert worker is not None
+    assert w.run_button.text() == "Cancel"
+    assert w.run() is None  # a second run is refused while one runs
+    _wait_done(qtbot, w)
+    qtbot.waitUntil(lambda: w.run_button.text() == "Run", timeout=TIMEOUT)
+    assert w.model is not None and w.model_name in session
+    assert w.preview_layer is not None and w.preview_layer.name == "calibration preview"
+    assert w.preview_layer.metadata["gencal"]["phase_map"] == [0, 85, 170]
+    assert any(w._losses.values())
+    out = w.save_model(str(tmp_path / "m.gencal.json"))
+    assert out and (tmp_path / "m.gencal.json").is_file()
+    assert w.save_model(str(tmp_path / "m.gencal.json")) is None  # never overwrites silently
+    assert "exists" in w.message.text()
+
+
+def test_calibration_cancel_keeps_best_model(viewer, qtbot):
+    from napari_gencal._widgets import CalibrationWidget
+
+    _add_three_phase(viewer, (64, 64), "sofc")
+    w = CalibrationWidget(viewer)
+    _tiny_calibration(w, algorithm=1, epochs=10_000)
+    w.run()
+    qtbot.waitUntil(lambda: "cal" in w._holder and len(w._losses) > 0, timeout=TIMEOUT)
+    w.cancel()
+    _wait_done(qtbot, w)
+    qtbot.waitUntil(lambda: w.model is not None, timeout=TIMEOUT)
+    assert session.get(w.model_name).info["stop_reason"] == "cancelled"
+    assert w.run_button.text() == "Run" and w.run_button.isEnabled()
+
+
+def test_calibration_errors_are_shown_not_raised(viewer, qtbot):
+    from napari_gencal._widgets import CalibrationWidget
+
+    _add_three_phase(viewer, (16, 16), "too small")  # below the engine's 32×32 minimum
+    w = CalibrationWidget(viewer)
+    _tiny_calibration(w)
+    w.run()
+    _wait_done(qtbot, w)
+    qtbot.waitUntil(lambda: w.run_button.text() == "Run", timeout=TIMEOUT)
+    assert w.message.text() and w.model is None
+    # bad phase mapping: refused with a message, before any worker starts
+    _add_three_phase(viewer, (64, 64), "ok")
+    w.layer_combo.set_layer("ok")
+    w.phases.setText("0,85,171")
+    w.run()
+    _wait_done(qtbot, w)
+    qtbot.waitUntil(lambda: w.run_button.text() == "Run", timeout=TIMEOUT)
+    assert "171" in w.message.text()
+
+
+def test_closing_the_viewer_stops_the_calibration(make_napari_viewer, qtbot):
+    from napari_gencal._widgets import CalibrationWidget
+
+    viewer = make_napari_viewer()
+    _add_three_phase(viewer, (64, 64), "sofc")
+    w = CalibrationWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    _tiny_calibration(w, algorithm=1, epochs=10_000)
+    worker = w.run()
+    qtbot.waitUntil(lambda: "cal" in w._holder, timeout=TIMEOUT)
+    done = []
+    worker.finished.connect(lambda: done.append(True))
+    viewer.close()
+    qtbot.waitUntil(lambda: bool(done), timeout=TIMEOUT)
+
+
+# -- generator -------------------------------------------------------------------------------------
+
+
+def test_generator_never_replaces_a_layer_and_checks_size(viewer, qtbot, monkeypatch):
+    from napari_gencal._widgets import GeneratorWidget
+    from napari_gencal._widgets import _generator as gmod
+    from napari_gencal.core.model import ExcursionModel
+    from napari_gencal.core.phases import PhaseMap
+
+    model = ExcursionModel.default(kind="low", m=4, phase_map=PhaseMap((0, 85, 170)))
+    session.add("tiny", model, source="test")
+    user = viewer.add_labels(np.ones((4, 4), np.uint8), name="generated (seed 3)")
+    w = GeneratorWidget(viewer)
+    w._timer.stop()
+    assert w.model_combo.currentText() == "tiny"
+    for s, n in zip(w.shape, (8, 16, 16), strict=True):
+        s.setValue(n)
+    w.seed.setValue(3)
+    w.device.setCurrentText("cpu")
+    w.sliders["sigma1"].setValue(2.0)
+    for expected in ("generated (seed 3) [2]", "generated (seed 3) [3]"):
+        assert w.generate() is not None
+        _wait_done(qtbot, w)
+        qtbot.waitUntil(lambda e=expected: e in viewer.layers, timeout=TIMEOUT)
+    assert viewer.layers["generated (seed 3)"] is user and user.data.shape == (4, 4)
+    gen = viewer.layers["generated (seed 3) [2]"]
+    assert gen.data.shape == (8, 16, 16)
+    meta = gen.metadata["gencal"]
+    assert meta["seed"] == 3 and meta["phase_map"] == [0, 85, 170]
+    assert meta["model"]["sigma1"] == pytest.approx(2.0, rel=1e-3)
+    assert np.array_equal(gen.data, viewer.layers["generated (seed 3) [3]"].data)  # same seed
+
+    from napari_gencal._widgets._prefs import Prefs
+
+    monkeypatch.setattr(gmod, "get_prefs", lambda: Prefs(max_voxels=1000))
+    assert w.generate() is None
+    assert "limit" in w.message.text()
+
+
+def test_generator_preview_updates_one_layer(viewer, qtbot, monkeypatch):
+    from napari_gencal._widgets import GeneratorWidget
+    from napari_gencal._widgets import _generator as gmod
+    from napari_gencal.core.model import ExcursionModel
+
+    monkeypatch.setattr(gmod, "PREVIEW_SIZE", 24)
+    session.add("tiny", ExcursionModel.default(kind="low", m=4), source="test")
+    w = GeneratorWidget(viewer)
+    w.device.setCurrentText("cpu")
+    w._timer.stop()
+    w.preview()
+    _wait_done(qtbot, w)
+    qtbot.waitUntil(lambda: w.preview_layer is not None, timeout=TIMEOUT)
+    first = w.preview_layer
+    w.sliders["a"].setValue(0.9)
+    w._timer.stop()
+    w.preview()
+    _wait_done(qtbot, w)
+    assert w.preview_layer is first
+    assert [ly.name for ly in viewer.layers].count("generator preview") == 1
+    assert first.data.shape == (24, 24)
+
+
+# -- compare ---------------------------------------------------------------------------------------
+
+
+def test_compare_side_by_side_and_table(viewer, qtbot, tmp_path):
+    cmp_mod = pytest.importorskip("napari_gencal.core.compare")
+    desc = pytest.importorskip("napari_gencal.core.descriptors")
+    if not hasattr(cmp_mod, "compare") or not hasattr(desc, "describe"):
+        pytest.skip("core compare/describe have not landed yet")
+    from napari_gencal._widgets import CompareWidget
+
+    _add_three_phase(viewer, (24, 24, 24), "data")
+    gen = _add_three_phase(viewer, (24, 24, 24), "generated (seed 1)", seed=1)
+    gen.metadata["gencal"]["kind"] = "generated"
+    viewer.add_points(name="other")
+    w = CompareWidget(viewer)
+    w.data_combo.set_layer("data")
+    w.model_combo.set_layer("generated (seed 1)")
+    w.grid_button.setChecked(True)
+    assert viewer.grid.enabled and not viewer.layers["other"].visible
+    w.grid_button.setChecked(False)
+    assert not viewer.grid.enabled and viewer.layers["other"].visible
+    assert w.run() is not None
+    _wait_done(qtbot, w)
+    qtbot.waitUntil(lambda: w.result is not None or "could" in w.message.text(), timeout=TIMEOUT)
+    assert w.result is not None, w.message.text()
+    assert w.table.rowCount() > 0
+    out = w.export_report(str(tmp_path / "report.md"))
+    assert out is not None, w.message.text()
