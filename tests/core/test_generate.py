@@ -220,3 +220,25 @@ def test_generate_sections_reproducible(model):
     b = generate_sections(model, 3, 24, seed=5, device="cpu")
     assert a.shape == (3, 24, 24) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
+
+
+def test_cli_generate_writes_labels_and_voxel_size(tmp_path, model, capsys):
+    from napari_gencal.cli import main
+    from napari_gencal.core.io import read_labels
+
+    pm = PhaseMap((0, 128, 255))
+    mpath = model.copy(phase_map=pm, voxel_size=(0.5, 0.25, 0.25), unit="um").save(
+        tmp_path / "m.json"
+    )
+    out = tmp_path / "v.tif"
+    args = ["generate", str(mpath), "--shape", "6", "20", "22", "--seed", "3", "--device", "cpu"]
+    assert main([*args, "--out", str(out)]) == 0
+    img = read_labels(out)
+    expected = generate(model.copy(phase_map=pm), (6, 20, 22), seed=3, device="cpu")
+    np.testing.assert_array_equal(img.data, expected)
+    assert img.voxel_size == pytest.approx((0.5, 0.25, 0.25))
+    assert main([*args, "--out", str(out)]) == 2  # refuses to overwrite
+    assert "exists" in capsys.readouterr().err
+    assert main([*args, "--out", str(out), "--overwrite", "--chunks", "4", "--quiet"]) == 0
+    np.testing.assert_array_equal(read_labels(out).data, expected)
+    assert main(["generate", str(mpath), "--shape", "5", "--out", str(tmp_path / "x.tif")]) == 2

@@ -279,13 +279,15 @@ def kernel_from_covariance(
 def radial_covariance_of_kernel(kernel: torch.Tensor | np.ndarray) -> np.ndarray:
     """Radial profile of the covariance ``ρ = k ∗ k̃`` of a (normalized) kernel.
 
-    The autocorrelation is computed for every lattice vector by zero-padded FFT and averaged over
-    all vectors with ``round(|h|) = r`` (all orthants), ``r = 0 .. max radius · 2``.
+    The autocorrelation is computed for every lattice vector by zero-padded FFT; ``ρ(r)`` at integer
+    ``r`` is the mean over all lattice vectors with ``|h| = r`` exactly (``|h|² = r²``, all orthants
+    and e.g. both (5, 0, 0) and (3, 4, 0)). Exact distances avoid the bias of averaging a curved
+    profile over a shell of width one.
 
     Returns
     -------
     ndarray, shape (2 r_max + 1,)
-        ``ρ(r)`` at integer r; ``ρ(0) = Σ k²``.
+        ``ρ(r)`` at ``r = 0 .. 2 r_max`` (``r_max`` the largest kernel radius); ``ρ(0) = Σ k²``.
     """
     k = torch.as_tensor(kernel, dtype=torch.float64).detach()
     shape = k.shape
@@ -293,17 +295,20 @@ def radial_covariance_of_kernel(kernel: torch.Tensor | np.ndarray) -> np.ndarray
     kf = torch.fft.rfftn(k, s=full)
     ac = torch.fft.irfftn(kf.real**2 + kf.imag**2, s=full)
     ac = torch.fft.fftshift(ac)  # lag 0 at the centre
-    axes = [torch.arange(n, dtype=torch.float64) - (n - 1) / 2 for n in full]
+    axes = [torch.arange(n) - (n - 1) // 2 for n in full]
     grids = torch.meshgrid(*axes, indexing="ij")
-    rad = torch.floor(torch.sqrt(sum(g * g for g in grids)) + 0.5).long().ravel()
-    r_max = max(shape) - 1  # 2·radius along the longest axis
+    rad2 = sum(g * g for g in grids).ravel()
+    r_max = max(shape) - 1  # twice the largest kernel radius
     vals = ac.ravel()
-    keep = rad <= r_max
-    sums = torch.zeros(r_max + 1, dtype=torch.float64).index_add_(0, rad[keep], vals[keep])
-    counts = torch.zeros(r_max + 1, dtype=torch.float64).index_add_(
-        0, rad[keep], torch.ones_like(vals[keep])
+    keep = rad2 <= r_max * r_max
+    n2 = r_max * r_max + 1
+    sums = torch.zeros(n2, dtype=torch.float64).index_add_(0, rad2[keep], vals[keep])
+    counts = torch.zeros(n2, dtype=torch.float64).index_add_(
+        0, rad2[keep], torch.ones_like(vals[keep])
     )
-    return (sums / counts.clamp_min(1)).numpy()
+    sq = torch.arange(r_max + 1) ** 2
+    # Along every axis with extent ≥ r there is a vector of length r, so no square bin is empty.
+    return (sums[sq] / counts[sq].clamp_min(1)).numpy()
 
 
 def fit_family(
@@ -365,9 +370,9 @@ def fit_family(
         u = rng.uniform(size=fam.n_params)
         # Random starts: log-uniform for scales (capped at 4× the data range), uniform otherwise.
         hi_eff = np.where(logm, np.minimum(hi, 4 * max(r_arr.max(), 1.0)), hi)
-        s = np.where(
-            logm, np.exp(np.log(lo) + u * (np.log(hi_eff) - np.log(lo))), lo + u * (hi - lo)
-        )
+        llo = np.log(np.where(logm, lo, 1.0))  # log only where it is used (w may be 0)
+        lhi = np.log(np.where(logm, hi_eff, 1.0))
+        s = np.where(logm, np.exp(llo + u * (lhi - llo)), lo + u * (hi - lo))
         starts.append(np.clip(s, lo, hi))
     best = None
     for x in starts:
