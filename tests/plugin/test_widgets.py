@@ -11,6 +11,7 @@ import tifffile
 
 from napari_gencal._widgets._layers import labels_layer_tuple
 from napari_gencal._widgets._session import session
+from tests.plugin.conftest import needs_gl
 
 TIMEOUT = 120_000  # ms; generous for a loaded 2-core CI machine, never a timing assertion
 
@@ -62,6 +63,7 @@ def _tiny_calibration(w, algorithm=1, epochs=2):
 # -- readers in a viewer ---------------------------------------------------------------------------
 
 
+@needs_gl
 def test_viewer_opens_labels_with_plugin_and_greyscale_with_napari(viewer, tmp_path):
     vol = np.array([0, 128, 255], np.uint8)[np.random.default_rng(0).integers(0, 3, (3, 8, 8))]
     tifffile.imwrite(tmp_path / "seg.tif", vol)
@@ -110,6 +112,7 @@ def test_no_layers_gives_a_message(viewer):
         assert w.message.text(), cls.__name__
 
 
+@needs_gl
 def test_image_layer_conversion_offered_or_refused(viewer):
     from napari_gencal._widgets import CalibrationWidget
 
@@ -296,3 +299,29 @@ def test_compare_side_by_side_and_table(viewer, qtbot, tmp_path):
     assert w.table.rowCount() > 0
     out = w.export_report(str(tmp_path / "report.md"))
     assert out is not None, w.message.text()
+
+
+# -- a shown viewer really renders ----------------------------------------------------------------
+
+
+@needs_gl
+def test_generated_layer_renders_in_a_shown_viewer(make_napari_viewer, qtbot):
+    from napari_gencal._widgets import GeneratorWidget
+    from napari_gencal.core.model import ExcursionModel
+
+    viewer = make_napari_viewer(show=True)
+    session.add("tiny", ExcursionModel.default(kind="low", m=4), source="test")
+    w = GeneratorWidget(viewer)
+    w._timer.stop()
+    w.device.setCurrentText("cpu")
+    for s, n in zip(w.shape, (4, 48, 48), strict=True):
+        s.setValue(n)
+    w.generate()
+    _wait_done(qtbot, w)
+    qtbot.waitUntil(lambda: w.last_layer is not None, timeout=TIMEOUT)
+    viewer.reset_view()
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    rgb = shot[..., :3].astype(int)
+    coloured = (rgb.max(axis=-1) > 40).mean()  # dark theme canvas is black; phases are bright
+    assert coloured > 0.2, f"only {coloured:.0%} of the canvas shows the generated layer"
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) >= 3  # at least the phase colours
