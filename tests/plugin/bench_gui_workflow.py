@@ -1,0 +1,108 @@
+"""Time the GUI workflow: open the 1024² SOFC image → calibrate (widget defaults) → 128³ volume.
+
+Drives the real widgets in a shown napari viewer, the way a user clicks through them, and records
+when the progress bar in the activity dock moved. Run under a display, e.g.::
+
+    xvfb-run -a .venv/bin/python tests/plugin/bench_gui_workflow.py [--minutes 5] [--shape 128]
+
+Not a test (no ``test_`` prefix): it takes minutes. Prints one JSON line with the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = (REPO / ".." / "shared" / "data" / "SOFC_hr_input.tif").resolve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--image", default=str(DATA))
+    ap.add_argument("--minutes", type=float, default=None, help="budget (default: widget's)")
+    ap.add_argument("--shape", type=int, default=128)
+    ap.add_argument("--screenshot", default=None, help="save a window screenshot at the end")
+    args = ap.parse_args(argv)
+
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_gencal._widgets import CalibrationWidget, GeneratorWidget
+
+    app = QApplication.instance() or QApplication([])
+    t0 = time.perf_counter()
+    viewer = napari.Viewer(show=True)
+    (layer,) = viewer.open(args.image, plugin="napari-gencal")
+    t_open = time.perf_counter() - t0
+    cal = CalibrationWidget(viewer)
+    viewer.window.add_dock_widget(cal, name="Calibrate")
+    cal.layer_combo.set_layer(layer.name)
+    if args.minutes is not None:
+        cal.minutes.setValue(args.minutes)
+
+    moves: list[float] = []
+
+    def _watch_bar() -> None:
+        pbar = cal._pbar
+        if pbar is not None and not getattr(pbar, "_gencal_watched", False):
+            pbar.events.value.connect(lambda e: moves.append(time.perf_counter()))
+            pbar.events.total.connect(lambda e: moves.append(time.perf_counter()))
+            pbar._gencal_watched = True
+
+    t1 = time.perf_counter()
+    worker = cal.run()
+    if worker is None:
+        print(json.dumps({"error": cal.message.text()}))
+        return 1
+    moves.append(time.perf_counter())
+    while cal.busy or cal.model is None:
+        _watch_bar()
+        app.processEvents()
+        time.sleep(0.02)
+        if not cal.busy and cal.model is None:
+            print(json.dumps({"error": cal.message.text()}))
+            return 1
+    t_cal = time.perf_counter() - t1
+    gaps = [b - a for a, b in zip(moves, moves[1:], strict=False)]
+
+    gen = GeneratorWidget(viewer)
+    viewer.window.add_dock_widget(gen, name="Generate")
+    gen._timer.stop()
+    for s in gen.shape:
+        s.setValue(args.shape)
+    t2 = time.perf_counter()
+    gen.generate()
+    while gen.last_layer is None:
+        app.processEvents()
+        time.sleep(0.02)
+        if not gen.busy and gen.last_layer is None:
+            print(json.dumps({"error": gen.message.text()}))
+            return 1
+    t_gen = time.perf_counter() - t2
+    result = {
+        "image": Path(args.image).name,
+        "open_s": round(t_open, 1),
+        "calibration_s": round(t_cal, 1),
+        "generate_s": round(t_gen, 1),
+        "total_s": round(time.perf_counter() - t0, 1),
+        "stop_reason": (cal.model.metadata or {}).get("stop_reason")
+        if hasattr(cal.model, "metadata")
+        else None,
+        "progress_updates": len(moves),
+        "longest_progress_gap_s": round(max(gaps), 1) if gaps else None,
+        "volume": list(gen.last_layer.data.shape),
+        "message": cal.message.text(),
+    }
+    if args.screenshot:
+        viewer.screenshot(args.screenshot, canvas_only=False, flash=False)
+    print(json.dumps(result))
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
