@@ -141,3 +141,25 @@ def test_real_sofc_image_opens():
 def test_unique_name():
     assert unique_name(["a"], "b") == "b"
     assert unique_name(["a", "a [2]"], "a") == "a [3]"
+
+
+def test_model_file_opens_as_generator_preset(tmp_path, monkeypatch):
+    from napari_gencal import _reader
+    from napari_gencal._widgets._session import session
+    from napari_gencal.core.model import ExcursionModel
+    from napari_gencal.core.phases import PhaseMap
+
+    monkeypatch.setattr(_reader, "PREVIEW_SIZE", 24)
+    session.clear()
+    model = ExcursionModel.default(kind="low", m=4, phase_map=PhaseMap((0, 85, 170)))
+    path = tmp_path / "cathode.gencal.json"
+    model.save(path)
+    assert get_reader(str(path)) is None  # not a label image
+    reader = get_model_reader(str(path))
+    assert reader is not None
+    ((data, kw, kind),) = reader(str(path))
+    assert kind == "labels" and data.shape == (24, 24)
+    assert kw["name"] == "cathode preview"
+    assert kw["metadata"]["gencal"]["phase_map"] == [0, 85, 170]
+    assert "cathode" in session and session.get("cathode").info["path"] == str(path)
+    session.clear()
