@@ -74,7 +74,7 @@ def _bar(rec, width: int = 28) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Read, calibrate, write the model; returns the exit status."""
-    from ..core.calibrate import CalibrationConfig, prepare_data
+    from ..core.calibrate import CalibrationConfig, prepare_data, refine_anisotropy
     from ..core.calibrate.loop import Calibration
     from ..core.io import read_labels
     from . import CLIError
@@ -144,10 +144,15 @@ def run(args: argparse.Namespace) -> int:
     final = models.get("low") if args.model in ("low", "both") else models.get("high")
     if final is None:
         final = cal.best_model
+    if data.anisotropy_note and not (cal.stop_reason or "").startswith("non-finite"):
+        print("refining b with the calibrated model (z chord lengths) …", file=log)
+        final = refine_anisotropy(final, data, seed=config.seed)
+        print(f"anisotropy along z: b = {final.anisotropy:.3f}", file=log)
     final.save(out, overwrite=args.overwrite)
     print(f"wrote {out} ({cal.stop_reason or 'finished'})", file=log)
     if args.model == "both" and "high" in models:
-        models["high"].save(high_out, overwrite=args.overwrite)
+        high = models["high"].copy(anisotropy=final.anisotropy)
+        high.save(high_out, overwrite=args.overwrite)
         print(f"wrote {high_out} (high-parametric model)", file=log)
     reason = cal.stop_reason or ""
     return 1 if reason.startswith("non-finite") else 0

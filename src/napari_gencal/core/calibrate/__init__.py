@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .anisotropy import fit_anisotropy
+from .anisotropy import fit_anisotropy, fit_anisotropy_to_model
 from .config import PRESETS, CalibrationConfig
-from .data import PreparedData, prepare_data
+from .data import PreparedData, prepare_data, refine_anisotropy
 
 __all__ = [
     "CalibrationConfig",
@@ -25,6 +25,8 @@ __all__ = [
     "prepare_data",
     "PreparedData",
     "fit_anisotropy",
+    "fit_anisotropy_to_model",
+    "refine_anisotropy",
     "reduce_to_low",
 ]
 
@@ -69,7 +71,8 @@ def calibrate(
     voxel_size : float or tuple, optional
         Overrides the image's voxel size.
     fit_b : bool
-        Fit the anisotropy factor from a 3D stack.
+        Fit the anisotropy factor from a 3D stack sliced normal to z: Eq. 40 on the stack, then
+        refined with the calibrated model (:func:`refine_anisotropy`).
 
     Returns
     -------
@@ -91,4 +94,7 @@ def calibrate(
     for rec in cal.run():
         if progress is not None and progress(rec) is False:
             cal.cancel()
-    return cal.models.get("low" if cfg.model in ("low", "both") else "high", cal.best_model)
+    model = cal.models.get("low" if cfg.model in ("low", "both") else "high", cal.best_model)
+    if fit_b and cal.stop_reason != "cancelled":
+        model = refine_anisotropy(model, data, seed=cfg.seed)
+    return model

@@ -9,7 +9,7 @@ import numpy as np
 from ..io import LabelImage, sha256_of_array
 from ..phases import PhaseMap, as_sections, infer_phase_map, to_indices
 
-__all__ = ["PreparedData", "prepare_data"]
+__all__ = ["PreparedData", "prepare_data", "refine_anisotropy"]
 
 
 @dataclass
@@ -100,3 +100,26 @@ def prepare_data(
         if len(model_vs) == 2:  # a 2D image: isotropic pixels assumed for the 3D model
             model_vs = (model_vs[0], *model_vs)
     return PreparedData(sections, pm, model_vs, sha256_of_array(labels), b, note, volume)
+
+
+def refine_anisotropy(model, data: PreparedData, seed: int = 0, device: str = "cpu"):
+    """Refine b with the calibrated model so its z-chords match the stack's (3D data only).
+
+    Returns the model with the refined ``anisotropy`` and both estimates in
+    ``metadata["anisotropy"]``; 2D data (or b not fitted) returns the model unchanged.
+    """
+    if data.volume is None or not data.anisotropy_note:
+        return model
+    from .anisotropy import fit_anisotropy_to_model
+
+    b = fit_anisotropy_to_model(
+        data.volume, model.copy(anisotropy=1.0), b_start=data.anisotropy, seed=seed, device=device
+    )
+    meta = dict(model.metadata)
+    meta["anisotropy"] = {
+        "eq40_data_only": data.anisotropy,
+        "model_z_chords": b,
+        "method": "b from Eq. 40 on the stack, refined so that the model's z chord length "
+        "distributions match the stack's (docs/decisions/calibration.md)",
+    }
+    return model.copy(anisotropy=b, metadata=meta)
