@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFormLayout,
     QHeaderView,
@@ -25,31 +26,98 @@ from qtpy.QtWidgets import (
 
 from ._base import GencalWidget, LayerCombo, button, error_text, hbox
 from ._canvas import PAIR_COLORS, ThemedCanvas
-from ._layers import layer_label_image
+from ._layers import PHASE_COLORS, layer_label_image
 
 __all__ = ["CompareWidget", "compare_job", "comparison_rows"]
 
 
-def compare_job(data_img: Any, model_img: Any) -> dict[str, Any]:
-    """Describe both label images and compare them (worker thread; plain data out)."""
-    from ..core.compare import compare
+def compare_job(data_img: Any, model_img: Any, full_3d: bool = False) -> dict[str, Any]:
+    """Describe both label images and compare them (worker thread; plain data out).
+
+    Lengths are compared in voxels (the generated voxel is the data's pixel by construction). A 2D
+    data image is compared with the z-sections of a 3D generated volume. ``full_3d`` adds geodesic
+    tortuosity and constrictivity when both are 3D (slower).
+    """
     from ..core.descriptors import describe
     from ..core.phases import to_indices
+    from ..core.tppf import tppf_of_labels
 
-    if data_img.phase_map.labels != model_img.phase_map.labels:
+    pd, pm = data_img.phase_map, model_img.phase_map
+    if tuple(pd.labels) != tuple(pm.labels):
         raise ValueError(
-            f"the layers have different phase labels ({list(data_img.phase_map.labels)} vs "
-            f"{list(model_img.phase_map.labels)}); compare a model with the data it was "
-            "calibrated on"
+            f"the layers have different phase labels ({list(pd.labels)} vs {list(pm.labels)}); "
+            "compare a model with the data it was calibrated on"
         )
-    dd = describe(
-        to_indices(data_img.data, data_img.phase_map), data_img.phase_map, data_img.voxel_size
-    )
-    md = describe(
-        to_indices(model_img.data, model_img.phase_map), model_img.phase_map, model_img.voxel_size
-    )
-    comp = compare(dd, md)
-    return {"comparison": comp, "data": dd, "model": md, "rows": comparison_rows(comp)}
+    di, mi = to_indices(data_img.data, pd), to_indices(model_img.data, pm)
+    base = ("volume_fraction", "specific_surface_area", "mean_chord_length")
+    base = base + ("chord_length_distribution",)
+    both_3d = di.ndim == 3 and mi.ndim == 3
+    include = base + (("geodesic_tortuosity", "constrictivity") if (full_3d and both_3d) else ())
+    dd = describe(di, pd, include=include)
+    if di.ndim == 2 and mi.ndim == 3:
+        md = describe(mi, pm, include=base, sections=True)  # planar sections vs 2D data
+    else:
+        md = describe(mi, pm, include=include)
+    axis_d = None if di.ndim == 2 else "z"
+    axis_m = None if mi.ndim == 2 else "z"
+    td = tppf_of_labels(di, pd, axis=axis_d, device="cpu", directional=False)
+    r_max = int(np.asarray(td.r)[-1])
+    tm = tppf_of_labels(mi, pm, axis=axis_m, r_max=r_max, device="cpu", directional=False)
+    comp = None
+    try:
+        from ..core.compare import compare
+    except ImportError:  # core.compare not installed yet: the table is built from the dicts
+        compare = None
+    if compare is not None:
+        comp = compare(dd, md)
+    rows = comparison_rows(comp) if comp is not None else []
+    if not rows:
+        rows = descriptor_rows(dd, md)
+    return {
+        "comparison": comp,
+        "data": dd,
+        "model": md,
+        "rows": rows,
+        "tppf_data": np.asarray(td.curves),
+        "tppf_model": np.asarray(tm.curves),
+    }
+
+
+def descriptor_rows(dd: dict[str, Any], md: dict[str, Any]) -> list[tuple]:
+    """Table rows ``(name, data, model, relative error)`` from two ``describe`` dicts."""
+    rows: list[tuple] = []
+    for label, dp in dd.get("phases", {}).items():
+        mp = md.get("phases", {}).get(label)
+        if mp is None:
+            continue
+        name = dp.get("name", label)
+        for key, short in (
+            ("volume_fraction", "V_V"),
+            ("specific_surface_area", "S_V"),
+            ("mean_chord_length", "mean chord"),
+            ("geodesic_tortuosity", "tortuosity"),
+            ("constrictivity", "constrictivity"),
+        ):
+            dv, mv = dp.get(key), mp.get(key)
+            if dv is None or mv is None:
+                continue
+            if isinstance(dv, dict):
+                for ax, d_ax in dv.items():
+                    if isinstance(mv, dict) and ax in mv:
+                        rows.append((f"{name}: {short} {ax}", d_ax, mv[ax], _rel(d_ax, mv[ax])))
+            else:
+                rows.append((f"{name}: {short}", dv, mv, _rel(dv, mv)))
+    return rows
+
+
+def _rel(d: Any, m: Any) -> float | None:
+    try:
+        d, m = float(d), float(m)
+    except (TypeError, ValueError):
+        return None
+    if not (np.isfinite(d) and np.isfinite(m)) or d == 0:
+        return None
+    return (m - d) / abs(d)
 
 
 def comparison_rows(comp: Any) -> list[tuple[str, float | None, float | None, float | None]]:
@@ -98,6 +166,8 @@ class CompareWidget(GencalWidget):
         form.addRow("Data layer", self.data_combo)
         form.addRow("Generated layer", self.model_combo)
         self._preselect()
+        self.full_3d = QCheckBox("tortuosity and constrictivity (3D data, slower)")
+        form.addRow(self.full_3d)
         self.form_layout.addLayout(form)
         self.grid_button = QPushButton("Side by side")
         self.grid_button.setCheckable(True)
@@ -178,7 +248,9 @@ class CompareWidget(GencalWidget):
         except ValueError as exc:
             self.show_error(error_text(exc))
             return None
-        w = self.make_worker(compare_job, da, db, _progress={"desc": "GenCal: comparing"})
+        w = self.make_worker(
+            compare_job, da, db, self.full_3d.isChecked(), _progress={"desc": "GenCal: comparing"}
+        )
         w.returned.connect(self._on_result)
         w.started.connect(lambda: self.run_button.setEnabled(False))
         w.finished.connect(lambda: self.run_button.setEnabled(True))
@@ -208,32 +280,31 @@ class CompareWidget(GencalWidget):
         self.table.resizeColumnsToContents()
 
     def _plot(self, result: dict[str, Any]) -> None:
+        """Chord-length distributions along x (per phase) and TPPFs; data solid, model dashed."""
         c = self.canvas
         c.clear()
         ax_cld, ax_tppf = c.axes
         for desc, style, tag in ((result["data"], "-", "data"), (result["model"], "--", "model")):
-            cld = desc.get("chord_length_distribution") or desc.get("cld")
-            if isinstance(cld, dict):
-                for p, (key, val) in enumerate(sorted(cld.items())):
-                    x, y = _xy(val)
-                    if x is not None:
-                        lab = f"{key}" if tag == "data" else None
-                        ax_cld.plot(x, y, style, color=PAIR_COLORS[p % 7], lw=1.0, label=lab)
-            tp = desc.get("tppf")
-            if tp is not None:
-                curves = np.asarray(tp.get("curves") if isinstance(tp, dict) else tp)
-                if curves.ndim == 3:
-                    p = 0
-                    for i in range(curves.shape[0]):
-                        for j in range(i, curves.shape[0]):
-                            lab = f"C{i + 1}{j + 1}" if tag == "data" else None
-                            ax_tppf.plot(
-                                curves[i, j], style, color=PAIR_COLORS[p % 7], lw=1.0, label=lab
-                            )
-                            p += 1
+            for p, (label, ph) in enumerate(desc.get("phases", {}).items()):
+                cld = (ph.get("chord_length_distribution") or {}).get("x")
+                x, y = _xy(cld) if cld is not None else (None, None)
+                if x is not None:
+                    lab = str(ph.get("name", label)) if tag == "data" else None
+                    ax_cld.plot(x, y, style, color=PHASE_COLORS[p % 8], lw=1.0, label=lab)
+        for curves, style in ((result.get("tppf_data"), "-"), (result.get("tppf_model"), "--")):
+            if curves is None or np.ndim(curves) != 3:
+                continue
+            p = 0
+            for i in range(curves.shape[0]):
+                for j in range(i, curves.shape[0]):
+                    lab = f"C{i + 1}{j + 1}" if style == "-" else None
+                    ax_tppf.plot(curves[i, j], style, color=PAIR_COLORS[p % 7], lw=1.0, label=lab)
+                    p += 1
+        for tag, style in (("data", "-"), ("model", "--")):
             ax_tppf.plot([], [], style, color="0.6", label=tag)
-        ax_cld.set_xlabel("chord length")
-        ax_cld.set_ylabel("distribution")
+        ax_cld.set_xlabel("chord length along x (voxels)")
+        ax_cld.set_ylabel("probability")
+        ax_cld.set_xlim(left=0)
         ax_tppf.set_xlabel("r (voxels)")
         ax_tppf.set_ylabel("C_ij(r)")
         c.legend(ax_cld)
@@ -268,7 +339,12 @@ class CompareWidget(GencalWidget):
 def _xy(val: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(x, y) arrays from a distribution given as dict/tuple/array."""
     if isinstance(val, dict):
-        for kx, ky in (("x", "y"), ("length", "density"), ("lengths", "pdf"), ("r", "value")):
+        for kx, ky in (
+            ("length", "probability"),
+            ("x", "y"),
+            ("length", "density"),
+            ("r", "value"),
+        ):
             if kx in val and ky in val:
                 return np.asarray(val[kx]), np.asarray(val[ky])
         return None, None
