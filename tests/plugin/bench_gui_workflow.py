@@ -26,12 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=None, help="budget (default: widget's)")
     ap.add_argument("--shape", type=int, default=128)
     ap.add_argument("--screenshot", default=None, help="save a window screenshot at the end")
+    ap.add_argument("--save-model", default=None, help="write the calibrated model here")
+    ap.add_argument("--model", default=None, help="skip calibration: load this model file")
+    ap.add_argument("--compare", action="store_true", help="run the Compare widget at the end")
     args = ap.parse_args(argv)
 
     import napari
     from qtpy.QtWidgets import QApplication
 
     from napari_gencal._widgets import CalibrationWidget, GeneratorWidget
+    from napari_gencal._widgets._session import session
 
     app = QApplication.instance() or QApplication([])
     t0 = time.perf_counter()
@@ -54,24 +58,31 @@ def main(argv: list[str] | None = None) -> int:
             pbar._gencal_watched = True
 
     t1 = time.perf_counter()
-    worker = cal.run()
-    if worker is None:
-        print(json.dumps({"error": cal.message.text()}))
-        return 1
-    moves.append(time.perf_counter())
-    while cal.busy or cal.model is None:
-        _watch_bar()
-        app.processEvents()
-        time.sleep(0.02)
-        if not cal.busy and cal.model is None:
+    gaps: list[float] = []
+    if args.model is None:
+        worker = cal.run()
+        if worker is None:
             print(json.dumps({"error": cal.message.text()}))
             return 1
+        moves.append(time.perf_counter())
+        while cal.busy or cal.model is None:
+            _watch_bar()
+            app.processEvents()
+            time.sleep(0.02)
+            if not cal.busy and cal.model is None:
+                print(json.dumps({"error": cal.message.text()}))
+                return 1
+        gaps = [b - a for a, b in zip(moves, moves[1:], strict=False)]
+        if args.save_model:
+            cal.save_model(args.save_model)
     t_cal = time.perf_counter() - t1
-    gaps = [b - a for a, b in zip(moves, moves[1:], strict=False)]
 
     gen = GeneratorWidget(viewer)
     viewer.window.add_dock_widget(gen, name="Generate")
     gen._timer.stop()
+    if args.model is not None:
+        gen.load_model(args.model)
+        gen._timer.stop()
     for s in gen.shape:
         s.setValue(args.shape)
     t2 = time.perf_counter()
@@ -89,15 +100,42 @@ def main(argv: list[str] | None = None) -> int:
         "calibration_s": round(t_cal, 1),
         "generate_s": round(t_gen, 1),
         "total_s": round(time.perf_counter() - t0, 1),
-        "stop_reason": (cal.model.metadata or {}).get("stop_reason")
-        if hasattr(cal.model, "metadata")
-        else None,
+        "stop_reason": (
+            session.get(cal.model_name).info.get("stop_reason") if cal.model_name else None
+        ),
         "progress_updates": len(moves),
         "longest_progress_gap_s": round(max(gaps), 1) if gaps else None,
         "volume": list(gen.last_layer.data.shape),
         "message": cal.message.text(),
     }
+    if args.compare:
+        from napari_gencal._widgets import CompareWidget
+
+        cmp = CompareWidget(viewer)
+        viewer.window.add_dock_widget(cmp, name="Compare")
+        for ly in list(viewer.layers):
+            if ly.name.endswith("preview"):
+                viewer.layers.remove(ly)
+        cmp.data_combo.set_layer(layer.name)
+        cmp.model_combo.set_layer(gen.last_layer.name)
+        t3 = time.perf_counter()
+        cmp.run()
+        while cmp.busy:
+            app.processEvents()
+            time.sleep(0.02)
+        result["compare_s"] = round(time.perf_counter() - t3, 1)
+        result["compare_message"] = cmp.message.text()
+        cmp.grid_button.setChecked(True)
+        viewer.dims.set_point(0, args.shape // 2)
+        viewer.reset_view()
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.05)
     if args.screenshot:
+        viewer.window._qt_window.resize(1600, 1000)
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.05)
         viewer.screenshot(args.screenshot, canvas_only=False, flash=False)
     print(json.dumps(result))
     viewer.close()
