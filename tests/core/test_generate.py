@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_gencal.core.fields import kernel_radius
 from napari_gencal.core.generate import (
     generate,
     generate_block,
@@ -43,7 +44,7 @@ def test_chunked_equals_whole(model, kind, b):
     m = model if kind == "high" else ExcursionModel.default(kind="low", m=4)
     m = m.copy(anisotropy=b)
     whole = generate(m, (23, 30, 27), seed=11, device="cpu")
-    chunked = generate(m, (23, 30, 27), seed=11, device="cpu", chunks=(7, 16, 10))
+    chunked = generate(m, (23, 30, 27), seed=11, device="cpu", chunks=(12, 16, 20))
     np.testing.assert_array_equal(chunked, whole)
     # any block, computed alone from its global origin, equals that part of the whole
     blk = generate_block(m, (5, 9, 13), (10, 11, 12), seed=11, device="cpu")
@@ -95,7 +96,7 @@ def test_volume_fractions_match_scalar_marginals(model):
         ]
     )
     p = np.append(p, 1 - p.sum())
-    R, n = 12, 32
+    R, n = 8, 32
     fr = (
         np.array(
             [
@@ -108,7 +109,7 @@ def test_volume_fractions_match_scalar_marginals(model):
         / n**3
     )
     mean = fr.mean(0)
-    # Voxels are correlated: the SE comes from the spread between independent volumes (12 seeds),
+    # Voxels are correlated: the SE comes from the spread between independent volumes (8 seeds),
     # plus the binomial SE of the 1e6 scalar samples; 4 combined SE.
     se = np.sqrt(fr.var(0, ddof=1) / R + p * (1 - p) / 1e6)
     assert np.all(np.abs(mean - p) < 4 * se), (mean, p, se)
@@ -119,18 +120,21 @@ def test_sections_have_the_law_of_slices_of_3d_realizations(model):
     from napari_gencal.core.tppf import radial_tppf
 
     m = model.copy(anisotropy=1.6)  # anisotropy: the section must still see only the plane
-    w, R, r_max = 40, 32, 8
-    slices = np.stack([generate(m, (w, w), seed=s, device="cpu") for s in range(R)]) - 1
+    w, R, r_max, G = 40, 32, 8, 8
+    # One volume; slices 2·r_z + 1 apart share no noise, so they are independent z = 0 sections.
+    gap = 2 * kernel_radius(m.m, m.scale)[0] + 1
+    vol = generate(m, (gap * (R - 1) + 1, w, w), seed=0, device="cpu")
+    slices = vol[::gap] - 1
     sect = generate_sections(m, R, w, seed=0, device="cpu") - 1
 
     def curves(idx):
-        return np.stack(
-            [radial_tppf(one_hot(im, 3), r_max).numpy() for im in idx]
-        )  # (R, 3, 3, r_max+1)
+        # batch-mean curves of G groups of R/G images: independent replicates for the SE
+        groups = idx.reshape(G, R // G, w, w)
+        return np.stack([radial_tppf(one_hot(g, 3, batch=True), r_max).numpy() for g in groups])
 
     c1, c2 = curves(slices), curves(sect)
     diff = c1.mean(0) - c2.mean(0)
-    se = np.sqrt(c1.var(0, ddof=1) / R + c2.var(0, ddof=1) / R)
+    se = np.sqrt(c1.var(0, ddof=1) / G + c2.var(0, ddof=1) / G)
     # 4 SE per (i, j, r); at r = 0 off-diagonal values are exactly 0 in both (se = 0).
     ok = (np.abs(diff) <= 4 * se) | (np.abs(diff) < 1e-12)
     assert ok.all(), np.argwhere(~ok)
@@ -183,7 +187,7 @@ def test_anisotropy_scales_z_chords():
     rel = []
     for s in range(3):
         for mod, out in ((base, None), (stretched, rel)):
-            v = generate(mod, (40, 40, 40), seed=s, device="cpu")
+            v = generate(mod, (32, 32, 32), seed=s, device="cpu")
             for ph in (1, 2):
                 ind = v == ph
                 r = _chord_mean(ind, 0) / (0.5 * (_chord_mean(ind, 1) + _chord_mean(ind, 2)))
@@ -239,6 +243,7 @@ def test_cli_generate_writes_labels_and_voxel_size(tmp_path, model, capsys):
     assert img.voxel_size == pytest.approx((0.5, 0.25, 0.25))
     assert main([*args, "--out", str(out)]) == 2  # refuses to overwrite
     assert "exists" in capsys.readouterr().err
-    assert main([*args, "--out", str(out), "--overwrite", "--chunks", "4", "--quiet"]) == 0
+    chunk_args = ["--chunks", "3", "10", "11", "--quiet"]
+    assert main([*args, "--out", str(out), "--overwrite", *chunk_args]) == 0
     np.testing.assert_array_equal(read_labels(out).data, expected)
     assert main(["generate", str(mpath), "--shape", "5", "--out", str(tmp_path / "x.tif")]) == 2

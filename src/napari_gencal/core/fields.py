@@ -214,7 +214,8 @@ def block_noise(
     key = np.array([seed, int(stream)], dtype=np.uint64)
     lo = [o // b for o, b in zip(origin, blk, strict=True)]
     hi = [(o + s - 1) // b for o, s, b in zip(origin, shape, blk, strict=True)]
-    out = np.empty(shape, dtype=np.float32)
+    # Values are drawn as float32 and cast on assignment into the output, in the worker threads.
+    out = np.empty(shape, dtype=np.float64 if dtype == torch.float64 else np.float32)
 
     def fill(index: tuple[int, ...]) -> None:
         gen = np.random.Generator(np.random.Philox(key=key, counter=_block_counter(nd, index)))
@@ -228,27 +229,45 @@ def block_noise(
             dst.append(slice(a - origin[ax], e - origin[ax]))
         out[tuple(dst)] = vals[tuple(src)]
 
+    def fill_all(ixs: list[tuple[int, ...]]) -> None:
+        for ix in ixs:
+            fill(ix)
+
     indices = list(product(*[range(a, b + 1) for a, b in zip(lo, hi, strict=True)]))
     n_threads = threads if threads is not None else max(1, torch.get_num_threads())
     if n_threads > 1 and len(indices) > 256:
-        # NumPy's generators release the GIL while filling, so blocks draw in parallel (only for
-        # large windows: for small ones the pool costs more than it saves).
+        # NumPy's generators release the GIL while filling, so blocks draw in parallel; one task
+        # per thread keeps the pool's per-task overhead out (only for large windows).
+        parts = [indices[i::n_threads] for i in range(n_threads)]
         with ThreadPoolExecutor(n_threads) as pool:
-            list(pool.map(fill, indices))
+            list(pool.map(fill_all, parts))
     else:
-        for ix in indices:
-            fill(ix)
+        fill_all(indices)
     return torch.from_numpy(out).to(device=device, dtype=dtype)
 
 
-def _kernel_fft(kernel: torch.Tensor, fft_shape: Sequence[int]) -> torch.Tensor:
-    """rFFT of a centred kernel placed on a torus of ``fft_shape`` (centre at index 0)."""
+def _kernel_fft(
+    kernel: torch.Tensor, fft_shape: Sequence[int], centred: bool = True
+) -> torch.Tensor:
+    """rFFT of a kernel on a torus of ``fft_shape`` over the trailing axes.
+
+    ``centred``: the kernel's centre sits at index 0 (a phase ramp ``exp(2πi k r / N)`` per axis
+    instead of rolling a padded array); otherwise its corner does (enough for ``|FFT|²``).
+    """
     nd = len(fft_shape)
+    dims = list(range(-nd, 0))
+    kf = torch.fft.rfftn(kernel, s=tuple(fft_shape), dim=dims)
+    if not centred:
+        return kf
     radii = [(s - 1) // 2 for s in kernel.shape[-nd:]]
-    pad = torch.zeros(*kernel.shape[:-nd], *fft_shape, dtype=kernel.dtype, device=kernel.device)
-    pad[(..., *[slice(0, s) for s in kernel.shape[-nd:]])] = kernel
-    pad = torch.roll(pad, shifts=[-r for r in radii], dims=list(range(-nd, 0)))
-    return torch.fft.rfftn(pad, dim=list(range(-nd, 0)))
+    for i, (n, r) in enumerate(zip(fft_shape, radii, strict=True)):
+        if r == 0:
+            continue
+        nk = kf.shape[dims[i]]
+        k = torch.arange(nk, device=kernel.device, dtype=torch.float64)
+        ramp = torch.polar(torch.ones_like(k), 2 * math.pi * ((k * r) % n) / n).to(kf.dtype)
+        kf = kf * ramp.view(*([nk] + [1] * (nd - 1 - i)))
+    return kf
 
 
 def moving_average(
@@ -338,7 +357,8 @@ def section_spectrum(kernel3d: torch.Tensor, size: int) -> torch.Tensor:
             f"section torus size {size} is too small for in-plane kernel radius {r}; it must be at "
             f"least 4·r + 1 = {4 * r + 1}"
         )
-    kf = _kernel_fft(kernel3d, (size, size))  # (Kz, size, size//2+1), FFT2 of every z-slice
+    # FFT2 of every z-slice, (Kz, size, size//2+1); |·|² does not care where the centre sits.
+    kf = _kernel_fft(kernel3d, (size, size), centred=False)
     return (kf.real**2 + kf.imag**2).sum(dim=0)
 
 

@@ -143,14 +143,15 @@ def generate_fields(
         spec.mul_(kf)
         out = torch.fft.irfftn(spec, s=fft_shape, dim=dims)
         del spec
-        return out if periodic else out[crop].contiguous()
+        return out if periodic else out[crop]
 
     a = float(model.a)
     ca, sa = math.sqrt(1.0 - a), math.sqrt(a)
     three = int(model.n_phases) == 3
     # σ·X first: it initializes the accumulators without an extra zero array.
-    Z1 = field(kfft("X1"), "X1").mul_(float(model.sigma1))
-    Z2 = field(kfft("X2"), "X2").mul_(float(model.sigma2)) if three else None
+    # contiguous(): the accumulators must not keep the padded FFT buffers alive.
+    Z1 = field(kfft("X1"), "X1").mul_(float(model.sigma1)).contiguous()
+    Z2 = field(kfft("X2"), "X2").mul_(float(model.sigma2)).contiguous() if three else None
     kx, kz = kfft("eps_X"), kfft("eps_Z")
     ky = kfft("eps_Y") if three else None
     for j in range(int(model.n_chi2)):

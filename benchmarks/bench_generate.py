@@ -1,0 +1,136 @@
+"""Benchmark: 3D generation against the bare FFTs it needs, and chunked against whole.
+
+Run: ``python benchmarks/bench_generate.py [--size 256] [--m 20] [--device cpu] [--threads 2]``
+
+Figures printed:
+
+* whole-volume generation of a three-phase model with n = 3 (11 fields), Mvoxel/s and peak memory;
+* the floor measured in the same run: the torch FFTs generation cannot avoid (5 kernel rFFTs and
+  one rFFT + inverse per field at the padded FFT shape), and the ratio generation / floor
+  (target ≤ 1.5);
+* the same in single precision;
+* chunked generation (blocks of size/2 with a halo of m) against whole, and that both agree.
+
+Each configuration runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its
+own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np, torch
+from scipy.fft import next_fast_len
+from napari_gencal.core.model import ExcursionModel
+from napari_gencal.core.generate import generate
+from napari_gencal.core.fields import kernel_radius
+
+cfg = json.loads(sys.argv[1])
+torch.set_num_threads(cfg["threads"])
+n, m, what = cfg["size"], cfg["m"], cfg["what"]
+model = ExcursionModel.default(m=m, fractions=(0.42, 0.51, 0.07), length_scale=m / 4)
+dtype = torch.float64 if cfg["precision"] == "double" else torch.float32
+dev = torch.device(cfg["device"])
+shape = (n, n, n)
+r = kernel_radius(m, model.scale, 3)
+fft_shape = tuple(int(next_fast_len(s + 2 * rr, real=True)) for s, rr in zip(shape, r))
+res = {}
+if what == "floor":
+    # What generation cannot avoid: 5 kernel spectra, and one forward + inverse FFT per field.
+    x = torch.randn(fft_shape, dtype=dtype, device=dev)
+    n_fields = 2 + 3 * model.n_chi2
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+    sync(); t = time.perf_counter()
+    for _ in range(5):
+        k = torch.fft.rfftn(x)
+        del k
+    for _ in range(n_fields):
+        y = torch.fft.irfftn(torch.fft.rfftn(x), s=fft_shape)
+        del y
+    sync(); res["seconds"] = time.perf_counter() - t
+else:
+    chunks = None if what == "whole" else (n // 2,) * 3
+    t = time.perf_counter()
+    v = generate(model, shape, seed=1, device=cfg["device"], chunks=chunks,
+                 precision=cfg["precision"])
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    res["seconds"] = time.perf_counter() - t
+    res["fractions"] = (np.bincount(v.ravel(), minlength=4)[1:] / v.size).round(4).tolist()
+    np.save(cfg["out"], v) if cfg.get("out") else None
+res["fft_shape"] = fft_shape
+res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+if dev.type == "cuda":
+    res["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+print(json.dumps(res))
+"""
+
+
+def _run(cfg: dict) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(cfg)], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--m", type=int, default=20)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-chunks", action="store_true", help="skip the chunked comparison")
+    args = ap.parse_args()
+    base = {"size": args.size, "m": args.m, "device": args.device, "threads": args.threads}
+    nvox = args.size**3
+    print(f"generation of a {args.size}^3 three-phase volume, n = 3, m = {args.m}, "
+          f"device {args.device}, {args.threads} threads")  # fmt: skip
+    results = {}
+    for prec in ("double", "single"):
+        floor = _run({**base, "what": "floor", "precision": prec})
+        whole = _run({**base, "what": "whole", "precision": prec})
+        results[prec] = whole
+        ratio = whole["seconds"] / floor["seconds"]
+        print(
+            f"[{prec}] generate {whole['seconds']:.2f} s = {nvox / whole['seconds'] / 1e6:.2f} "
+            f"Mvoxel/s, peak RSS {whole['peak_rss_mb']:.0f} MB"
+            + (f", peak GPU {whole['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in whole else "")
+        )
+        print(
+            f"[{prec}] floor (bare torch FFTs at {tuple(floor['fft_shape'])}) "
+            f"{floor['seconds']:.2f} s; ratio generate/floor = {ratio:.2f} (target <= 1.5)"
+        )
+        print(f"[{prec}] volume fractions {whole['fractions']} (model: 0.42, 0.51, 0.07)")
+    if not args.no_chunks:
+        import tempfile
+        from pathlib import Path
+
+        import numpy as np
+
+        with tempfile.TemporaryDirectory() as tmp:
+            a, b = str(Path(tmp) / "w.npy"), str(Path(tmp) / "c.npy")
+            t = time.perf_counter()
+            whole = _run({**base, "what": "whole", "precision": "double", "out": a})
+            chunk = _run({**base, "what": "chunked", "precision": "double", "out": b})
+            del t
+            same = np.array_equal(np.load(a), np.load(b))
+        print(
+            f"[chunked {args.size // 2}^3 blocks] {chunk['seconds']:.2f} s, peak RSS "
+            f"{chunk['peak_rss_mb']:.0f} MB; whole {whole['seconds']:.2f} s, peak RSS "
+            f"{whole['peak_rss_mb']:.0f} MB; ratio chunked/whole = "
+            f"{chunk['seconds'] / whole['seconds']:.2f}; identical: {same}"
+        )
+
+
+if __name__ == "__main__":
+    main()
