@@ -13,13 +13,18 @@ import numpy as np
 import pytest
 import torch
 
+from napari_gencal.core.phases import PhaseMap
 from napari_gencal.core.tppf import (
+    TPPFResult,
+    choose_r_max,
     directional_tppf,
     lattice_tppf,
     pair_indices,
     radial_tppf,
     tppf_loss,
+    tppf_of_labels,
 )
+from tests.conftest import shared_data
 
 
 def _one_hot_np(lab: np.ndarray, k: int) -> np.ndarray:
@@ -199,7 +204,7 @@ def test_soft_input_sum_rule_and_symmetry():
 def test_gradcheck_radial_and_lattice():
     rng = np.random.default_rng(7)
     p = torch.tensor(rng.random((2, 2, 5, 6)) * 0.8 + 0.1, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: radial_tppf(t, 2, dim=2), (p,))
+    assert torch.autograd.gradcheck(lambda t: radial_tppf(t, 2, dim=2), (p,), fast_mode=True)
     assert torch.autograd.gradcheck(lambda t: lattice_tppf(t, 2, dim=2), (p,), fast_mode=True)
     q = torch.tensor(
         rng.random((1, 2, 3, 4, 4)) * 0.8 + 0.1, dtype=torch.float64, requires_grad=True
@@ -243,3 +248,193 @@ def test_bad_input_messages():
         radial_tppf(torch.full((2, 2, 8, 8), 0.3), 2)
     with pytest.raises(ValueError, match="bandwidth"):
         radial_tppf(x, 3, bandwidth=0)
+
+
+def test_general_path_equals_brute_force_and_sum_path():
+    # Two of three phases do not sum to one: the general path (k FFTs) runs; with gradients on, the
+    # general path runs even for one-hot input. Both must equal the brute force / the fast path.
+    rng = np.random.default_rng(10)
+    x = _one_hot_np(rng.integers(0, 3, (9, 11)), 3)
+    got = lattice_tppf(torch.tensor(x[:2]), 4)[0].numpy()
+    np.testing.assert_allclose(got, _brute_lattice(x[:2], 4), atol=1e-12)
+    t = torch.tensor(x, requires_grad=True)
+    slow = radial_tppf(t, 5)
+    fast = radial_tppf(t.detach(), 5)
+    np.testing.assert_allclose(slow.detach().numpy(), fast.numpy(), atol=1e-12)
+
+
+# -------------------------------------------------------------------------------------------------
+# independent references: PoreSpy and a thresholded Gaussian random field
+# -------------------------------------------------------------------------------------------------
+
+
+def test_agrees_with_porespy_binning_on_real_data():
+    # PoreSpy 3.x (two_point_correlation) zero-pads to twice the size and divides by the overlap
+    # count: per lag it is the same minus-sampling estimator as ours. It then averages lags in
+    # radial bins [b, b + w) (w = ceil(min(shape)/2 / bins)) and reports that mean as
+    # `probability_scaled`, while our radial curve is a Gaussian kernel regression at integer r.
+    # So we reproduce PoreSpy's binning from our lattice estimate: equal to float64 round-off.
+    porespy = pytest.importorskip("porespy")
+    lab = np.load(shared_data("composite_resized.npy"))
+    phase = lab == np.unique(lab)[0]
+    ps = porespy.metrics.two_point_correlation(phase, bins=100)
+    edges = np.asarray(ps.bin_edges)
+    L = 40
+    lat = lattice_tppf(torch.tensor(phase[None], dtype=torch.float64), L)[0, 0, 0].numpy()
+    hy, hx = np.mgrid[-L : L + 1, -L : L + 1]
+    dist = np.hypot(hy, hx)
+    n_bins = int(np.searchsorted(edges, L, side="right")) - 1  # bins that lie inside |h| < L
+    assert n_bins >= 15
+    ours = np.array([lat[(dist >= edges[b]) & (dist < edges[b + 1])].mean() for b in range(n_bins)])
+    np.testing.assert_allclose(ours, np.asarray(ps.probability_scaled)[:n_bins], atol=1e-10)
+
+
+def _gaussian_field(rng: np.random.Generator, n: int, ell: float) -> np.ndarray:
+    """Periodic GRF with covariance exp(−r²/(2ℓ²)) on an n×n torus (spectral method, numpy)."""
+    d = np.minimum(np.arange(n), n - np.arange(n))
+    r2 = d[:, None] ** 2 + d[None, :] ** 2
+    spec = np.clip(np.fft.rfft2(np.exp(-r2 / (2 * ell**2))).real, 0, None)
+    noise = np.fft.rfft2(rng.standard_normal((n, n)))
+    return np.fft.irfft2(noise * np.sqrt(spec), s=(n, n))
+
+
+def _regressed_truth(fun, r_max: int, bw: float = 1.0) -> np.ndarray:
+    """The kernel regression applied to a known function of |h| (what the estimator targets)."""
+    L = r_max + 3
+    hy, hx = np.mgrid[-L : L + 1, -L : L + 1]
+    rad = np.hypot(hy, hx).ravel()
+    rad = rad[rad <= r_max + 3 * bw + 1e-9]
+    vals = fun(rad)
+    out = [fun(np.zeros(1))[0]]
+    for r in range(1, r_max + 1):
+        w = np.exp(-0.5 * ((r - rad) / bw) ** 2)
+        out.append((w * vals).sum() / w.sum())
+    return np.array(out)
+
+
+def test_thresholded_gaussian_field_matches_arcsine_law():
+    # ξ = 1{X ≥ 0} for a unit GRF with correlation ρ: C_11(r) = 1/4 + arcsin(ρ(r)) / (2π).
+    # Three phases by thresholds a < b: at r ≥ 6ℓ (ρ < 1e-7) C_ij = P_i P_j exactly.
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(11)
+    ell, w, r_max, n_rep = 3.0, 128, 24, 24
+    a, b = -0.4, 0.6
+    two, three = [], []
+    for _ in range(n_rep):
+        X = _gaussian_field(rng, 2 * w, ell)[:w, :w]  # a window of the torus: no periodicity used
+        two.append(radial_tppf(torch.tensor(_one_hot_np((X >= 0).astype(int), 2)), r_max).numpy())
+        lab3 = np.digitize(X, [a, b])
+        three.append(radial_tppf(torch.tensor(_one_hot_np(lab3, 3)), r_max).numpy())
+    two, three = np.array(two), np.array(three)
+
+    def c11(r):
+        return 0.25 + np.arcsin(np.exp(-(r**2) / (2 * ell**2))) / (2 * np.pi)
+
+    truth = _regressed_truth(c11, r_max)
+    mean = two[:, 1, 1].mean(0)
+    se = two[:, 1, 1].std(0, ddof=1) / math.sqrt(n_rep)
+    # 4 standard errors of the replicate mean, per r (plus 1e-12 at r where se is ~0).
+    assert np.all(np.abs(mean - truth) <= 4 * se + 1e-12), np.abs(mean - truth) / se
+    # Large r, three phases: every pair tends to P_i P_j.
+    P = np.diff(np.concatenate([[0.0], norm.cdf([a, b]), [1.0]]))
+    far = slice(int(6 * ell), r_max + 1)
+    m3 = three[:, :, :, far].mean(0)
+    se3 = three[:, :, :, far].std(0, ddof=1) / math.sqrt(n_rep)
+    assert np.all(np.abs(m3 - np.outer(P, P)[:, :, None]) <= 4 * se3)
+
+
+# -------------------------------------------------------------------------------------------------
+# r_max rule
+# -------------------------------------------------------------------------------------------------
+
+
+def test_choose_r_max_rule_on_known_curves():
+    phi = np.array([0.3, 0.7])
+    r = np.arange(101)
+    cov = np.outer(phi, phi)[:, :, None] + np.array([[1, -1], [-1, 1]])[:, :, None] * (
+        0.21 * np.exp(-r / 5.0)
+    )
+    # Absolute: 0.21·e^(−r/5) <= 0.01 from r0 = ceil(5·ln 21) = 16 on → ceil(1.5·16) = 24.
+    assert choose_r_max(cov, phi, image_shape=(400, 400)) == 24
+    # Correlation scale: sqrt(φ(1−φ)) products are all 0.21, so the bound is 0.0021 → r0 = 24 → 36.
+    assert choose_r_max(cov, phi, image_shape=(400, 400), scale="correlation") == 36
+    # Caps: a quarter of the smallest side, then the absolute cap.
+    assert choose_r_max(cov, phi, image_shape=(80, 400)) == 20
+    assert choose_r_max(cov, phi, image_shape=(400, 400), cap=10) == 10
+    # A curve that never settles inside the range returns the cap.
+    flat = cov.copy()
+    flat[0, 0, :] += 0.05
+    assert choose_r_max(flat, phi, image_shape=(400, 400)) == 100
+    with pytest.raises(ValueError, match="image_shape"):
+        choose_r_max(cov, phi)
+
+
+def test_choose_r_max_from_indicators_uses_quarter_side_cap():
+    rng = np.random.default_rng(12)
+    X = _gaussian_field(rng, 128, 2.0)[:64, :64]
+    x = torch.tensor(_one_hot_np((X >= 0).astype(int), 2))
+    r = choose_r_max(x)
+    assert 1 <= r <= 16
+    # Same as the rule applied to the curves computed up to the cap.
+    curves = radial_tppf(x, 16).numpy()
+    assert r == choose_r_max(curves, x.mean((1, 2)).numpy(), image_shape=(64, 64))
+
+
+# -------------------------------------------------------------------------------------------------
+# front end: tppf_of_labels, TPPFResult
+# -------------------------------------------------------------------------------------------------
+
+
+def test_sections_are_the_average_of_slice_curves():
+    rng = np.random.default_rng(13)
+    vol = rng.choice(np.array([0, 85, 170], dtype=np.uint8), size=(10, 24, 20))
+    res = tppf_of_labels(vol, axis="y", r_max=4, device="cpu")
+    assert res.mode == "sections normal to y" and res.n_images == 24
+    assert res.directional_axes == ("z", "x")
+    want = np.mean(
+        [
+            radial_tppf(
+                torch.tensor(_one_hot_np(np.searchsorted([0, 85, 170], vol[:, i, :]), 3)), 4
+            ).numpy()
+            for i in range(24)
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(res.curves, want, atol=1e-6)
+    # 3D use of the same volume is the 3D estimator.
+    res3 = tppf_of_labels(vol, r_max=3, device="cpu")
+    assert res3.mode == "3D" and res3.directional.shape == (3, 3, 3, 4)
+    x3 = torch.tensor(_one_hot_np(np.searchsorted([0, 85, 170], vol), 3))
+    np.testing.assert_allclose(res3.curves, radial_tppf(x3, 3).numpy(), atol=1e-6)
+    np.testing.assert_allclose(res3.directional, directional_tppf(x3, 3).numpy(), atol=1e-6)
+
+
+def test_result_csv_and_figure(tmp_path):
+    rng = np.random.default_rng(14)
+    img = rng.choice(np.array([0, 1, 2]), size=(40, 40))
+    pm = PhaseMap((0, 1, 2), ("SE", "AM", "pore"))
+    res = tppf_of_labels(img, phase_map=pm, r_max=6, device="cpu", voxel_size=0.5)
+    assert isinstance(res, TPPFResult)
+    path = res.to_csv(tmp_path / "t.csv")
+    header = path.read_text().splitlines()[0].split(",")
+    assert header[:8] == [
+        "r", "r_phys", "C_SE_SE", "C_SE_AM", "C_SE_pore", "C_AM_AM", "C_AM_pore", "C_pore_pore"
+    ]  # fmt: skip
+    table = np.loadtxt(path, delimiter=",", skiprows=1)
+    np.testing.assert_allclose(table[:, 1], 0.5 * np.arange(7))
+    np.testing.assert_allclose(table[:, 3], res.curves[0, 1], atol=1e-9)
+    with pytest.raises(FileExistsError):
+        res.to_csv(path)
+    res.to_csv(path, overwrite=True)
+    fig = res.figure()
+    assert type(fig).__name__ == "Figure" and len(fig.axes[0].lines) == 2 * 6
+
+
+def test_tppf_of_labels_bad_input():
+    with pytest.raises(ValueError, match="too small"):
+        tppf_of_labels(np.random.default_rng(0).integers(0, 2, (6, 40)), r_max=2, device="cpu")
+    with pytest.raises(ValueError, match="image side 32"):
+        tppf_of_labels(np.random.default_rng(0).integers(0, 2, (32, 40)), r_max=32, device="cpu")
+    with pytest.raises(ValueError, match="phase"):
+        tppf_of_labels(np.arange(100 * 100).reshape(100, 100) % 7, device="cpu")

@@ -626,7 +626,7 @@ def choose_r_max(
     cap: int = 100,
     image_shape: Sequence[int] | None = None,
     *,
-    scale: str = "correlation",
+    scale: str = "absolute",
     bandwidth: float = 1.0,
 ) -> int:
     """The r_max rule of method.md §4.
@@ -634,11 +634,12 @@ def choose_r_max(
     ``r0`` is the smallest r from which on every curve stays within ``tol`` of ``φ_i·φ_j``; the
     result is ``ceil(factor · r0)``, capped at ``cap`` and at a quarter of the smallest image side.
 
-    "Within ``tol``" is measured, by default, on the correlation scale:
-    ``|C_ij(r) − φ_iφ_j| <= tol · sqrt(φ_i(1−φ_i) φ_j(1−φ_j))`` — i.e. the indicator correlation
-    coefficient has decayed below ``tol``. This is the same yardstick for every pair and every
-    phase fraction (a rare phase is not held to a stricter absolute bound, nor a common one to a
-    looser one).
+    "Within ``tol``" is, by default, absolute: ``|C_ij(r) − φ_iφ_j| <= tol`` in probability units,
+    the units of the TPPF loss (what the rule cuts off then adds at most ``tol²`` per point to the
+    squared error). ``scale="correlation"`` measures it against
+    ``sqrt(φ_i(1−φ_i) φ_j(1−φ_j))`` (the indicator correlation coefficient falls below ``tol``),
+    ``scale="relative"`` against ``φ_iφ_j`` (strict for rare phases; noisy curves then rarely
+    settle and the cap is returned). See docs/decisions/tppf.md.
 
     Parameters
     ----------
@@ -655,9 +656,9 @@ def choose_r_max(
         Absolute cap (default 100 pixels).
     image_shape : sequence of int, optional
         Spatial shape of the images, for the quarter-side cap (required with curves).
-    scale : {"correlation", "relative", "absolute"}
-        What ``tol`` is relative to: the indicator standard deviations (default), ``φ_iφ_j``, or
-        nothing (absolute probability).
+    scale : {"absolute", "correlation", "relative"}
+        What ``tol`` is relative to: nothing (probability units, default), the indicator standard
+        deviations, or ``φ_iφ_j``.
     bandwidth : float
         Kernel bandwidth used when curves are computed from indicators.
 
@@ -669,7 +670,12 @@ def choose_r_max(
     if not (tol > 0 and factor >= 1 and cap >= 1):
         raise ValueError(f"need tol > 0, factor >= 1 and cap >= 1; got {tol}, {factor}, {cap}")
     arr = curves_or_indicators
-    is_curves = arr.ndim == 3 and arr.shape[0] == arr.shape[1] and image_shape is not None
+    is_curves = arr.ndim == 3 and arr.shape[0] == arr.shape[1]
+    if is_curves and image_shape is None:
+        raise ValueError(
+            "choose_r_max got curves (k, k, R) but no image_shape; pass image_shape=<the spatial "
+            "shape of the images> so that the quarter-side cap can be applied"
+        )
     if is_curves:
         curves = np.asarray(
             arr.detach().cpu() if isinstance(arr, torch.Tensor) else arr, np.float64
