@@ -438,3 +438,23 @@ def test_tppf_of_labels_bad_input():
         tppf_of_labels(np.random.default_rng(0).integers(0, 2, (32, 40)), r_max=32, device="cpu")
     with pytest.raises(ValueError, match="phase"):
         tppf_of_labels(np.arange(100 * 100).reshape(100, 100) % 7, device="cpu")
+
+
+def test_cli_writes_csv_and_plot_and_refuses_overwrite(tmp_path, capsys):
+    from napari_gencal.cli import main
+
+    rng = np.random.default_rng(15)
+    img = tmp_path / "img.npy"
+    np.save(img, rng.choice(np.array([0, 85, 170], dtype=np.uint8), size=(48, 48)))
+    out, png = tmp_path / "t.csv", tmp_path / "t.png"
+    args = ["tppf", str(img), "--rmax", "5", "--out", str(out), "--plot", str(png)]
+    assert main(args + ["--device", "cpu"]) == 0
+    assert "r_max = 5" in capsys.readouterr().out
+    assert out.read_text().splitlines()[0].startswith("r,C_0_0,C_0_85,C_0_170,C_85_85")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    before = out.read_bytes()
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main(args + ["--overwrite", "--rmax", "4", "--quiet"]) == 0
+    assert len(out.read_text().splitlines()) == 1 + 5
