@@ -1,0 +1,281 @@
+"""All descriptors of a label image in one JSON-ready dictionary with stable keys.
+
+::
+
+    {
+      "phases": {
+        "<label>": {
+          "name": str, "index": int,
+          "volume_fraction": float,
+          "specific_surface_area": float,
+          "mean_chord_length": {"z": float, "y": float, "x": float},
+          "geodesic_tortuosity": {"z": float | None, ...},   # None: not percolating
+          "percolates": {"z": bool, ...},
+          "constrictivity": {"z": float, ...},
+          "r_min": {"z": float, ...}, "r_max": float,
+          "tortuosity_factor": {"z": float | None, ...},     # include "transport"
+          "effective_diffusivity": {"z": float, ...},
+          "chord_length_distribution": {"z": {"length": [...], "probability": [...]}, ...}
+        }, ...
+      },
+      "voxel_size": float | None, "unit": str, "dimension": 2 | 3, "shape": [...],
+      "sections": bool, "directions": [...], "include": [...], "method": {...}, "warnings": [...]
+    }
+
+Keys of descriptors that were not requested are absent. Lengths are in voxels, or in ``unit`` when a
+voxel size is given (S_V in 1/unit); tortuosity, constrictivity and diffusivity are dimensionless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..phases import PhaseMap, to_indices
+from ._common import AXIS_NAMES_2D, AXIS_NAMES_3D, DescriptorError, as_index_array
+from .chords import chord_length_distribution, mean_chord_length
+from .constrictivity import constrictivity
+from .surface import specific_surface_area
+from .tortuosity import geodesic_tortuosity
+from .transport import effective_transport, taufactor_available
+from .volume import volume_fraction
+
+__all__ = ["describe", "DESCRIPTORS", "DEFAULT_INCLUDE_3D", "DEFAULT_INCLUDE_2D", "THREE_D_ONLY"]
+
+DESCRIPTORS = (
+    "volume_fraction",
+    "specific_surface_area",
+    "mean_chord_length",
+    "chord_length_distribution",
+    "geodesic_tortuosity",
+    "constrictivity",
+    "transport",
+)
+DEFAULT_INCLUDE_2D = ("volume_fraction", "specific_surface_area", "mean_chord_length")
+DEFAULT_INCLUDE_3D = DEFAULT_INCLUDE_2D + ("geodesic_tortuosity", "constrictivity")
+THREE_D_ONLY = ("geodesic_tortuosity", "constrictivity", "transport")
+
+METHODS = {
+    "volume_fraction": "share of voxels",
+    "specific_surface_area": (
+        "Crofton: 2D (4/pi)*L_A from 4 directions; 3D Ohser-Schladitz 13 directions"
+    ),
+    "mean_chord_length": "V_V / N_L (unbiased ratio estimator)",
+    "chord_length_distribution": "minus sampling with Horvitz-Thompson weights",
+    "geodesic_tortuosity": "exact shortest paths, 26-neighbours (1, sqrt2, sqrt3)",
+    "constrictivity": "(r_min/r_max)^2: CPSD median by ball opening, MIP median from the inlet",
+    "transport": "TauFactor steady-state diffusion (tortuosity factor, D_eff/D_0)",
+}
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def describe(
+    image: Any,
+    phase_map: PhaseMap | None = None,
+    voxel_size: float | Sequence[float] | None = None,
+    directions: Sequence[str] = ("z", "y", "x"),
+    include: Sequence[str] | None = None,
+    *,
+    sections: bool = False,
+    unit: str | None = None,
+    allow_absent: bool = False,
+    transport_options: dict[str, Any] | None = None,
+    constrictivity_step: float = 0.5,
+) -> dict[str, Any]:
+    """Structural descriptors of every phase (method.md §6–7) as a JSON-ready dictionary.
+
+    Parameters
+    ----------
+    image : LabelImage or ndarray
+        A :class:`~napari_gencal.core.io.LabelImage` (labels, phase map and voxel size are taken
+        from it), or phase indices ``0 .. k-1`` (2D, 3D, or sections ``(N, H, W)`` with
+        ``sections=True``).
+    phase_map : PhaseMap, optional
+        Label values and names of the phases (keys of the result); for an index array it gives
+        ``k``; default keys are the indices.
+    voxel_size : float or sequence of float, optional
+        Isotropic voxel size (overrides the LabelImage's). Anisotropic sizes are refused: resample
+        first.
+    directions : sequence of {"z", "y", "x"}
+        Directions for chords, tortuosity, constrictivity and transport (2D: "y", "x").
+    include : sequence of str, optional
+        Subset of :data:`DESCRIPTORS`. Default: volume fraction, S_V and mean chords, plus
+        geodesic tortuosity and constrictivity for 3D volumes (transport only on request: slow).
+    sections : bool
+        The index array is a stack of 2D sections.
+    unit : str, optional
+        Physical unit name (default: the LabelImage's, else "unit" when a voxel size is given).
+    allow_absent : bool
+        Report an absent phase (fraction 0, other descriptors ``None``) instead of raising.
+    transport_options : dict, optional
+        Passed to :func:`effective_transport` (``iter_limit``, ``conv_crit``, ``device``).
+    constrictivity_step : float
+        Radius grid step of the constrictivity search (voxels).
+
+    Returns
+    -------
+    dict
+        See the module docstring for the stable keys.
+    """
+    if hasattr(image, "data") and hasattr(image, "phase_map"):
+        pm = phase_map or image.phase_map
+        arr = to_indices(image.data, pm)
+        if voxel_size is None:
+            voxel_size = image.voxel_size
+        unit = unit or getattr(image, "unit", None)
+    else:
+        pm = phase_map
+        arr = image
+    arr, k = as_index_array(arr, pm.n_phases if pm is not None else None)
+    if sections and arr.ndim != 3:
+        raise DescriptorError(f"sections=True expects (N, H, W), got shape {arr.shape}")
+    dim = 2 if (sections or arr.ndim == 2) else 3
+    if arr.ndim not in (2, 3):
+        raise DescriptorError(f"expected a 2D image or 3D volume, got shape {arr.shape}")
+    names_ok = AXIS_NAMES_2D if dim == 2 else AXIS_NAMES_3D
+    directions = tuple(directions)
+    if dim == 2:
+        directions = tuple(d for d in directions if d != "z") or AXIS_NAMES_2D
+    bad = [d for d in directions if d not in names_ok]
+    if bad:
+        raise DescriptorError(f"directions {bad} are not axes of a {dim}D image; use {names_ok}")
+    if include is None:
+        include = DEFAULT_INCLUDE_2D if dim == 2 else DEFAULT_INCLUDE_3D
+    include = tuple(include)
+    unknown = [d for d in include if d not in DESCRIPTORS]
+    if unknown:
+        raise DescriptorError(f"unknown descriptor(s) {unknown}; choose from {DESCRIPTORS}")
+    if dim == 2 and any(d in THREE_D_ONLY for d in include):
+        asked = [d for d in include if d in THREE_D_ONLY]
+        raise DescriptorError(
+            f"{asked} need a 3D volume, but the input is 2D (shape {arr.shape}); compute them on "
+            "a 3D volume (e.g. a generated realization) or leave them out of include"
+        )
+    h = None
+    if voxel_size is not None:
+        vs = (
+            [float(voxel_size)]  # type: ignore[arg-type]
+            if np.isscalar(voxel_size)
+            else [float(v) for v in voxel_size]  # type: ignore[union-attr]
+        )
+        if max(vs) > min(vs) * (1 + 1e-6):
+            raise DescriptorError(
+                f"anisotropic voxel size {tuple(vs)}: the surface, tortuosity and constrictivity "
+                "estimators assume cubic voxels. Resample to cubic voxels first (e.g. "
+                "scipy.ndimage.zoom(labels, factors, order=0)) and pass one voxel size"
+            )
+        h = vs[0]
+    unit_name = (unit or "unit") if h is not None else "voxel"
+    warnings: list[str] = []
+    vf = volume_fraction(arr, k, sections=sections)
+    labels = pm.labels if pm is not None else tuple(range(k))
+    names = pm.display_names if pm is not None else tuple(f"phase {i}" for i in range(k))
+    absent = [labels[i] for i in range(k) if vf[i] == 0]
+    if absent and not allow_absent:
+        raise DescriptorError(
+            f"phase label(s) {absent} are absent from the image; check the phase mapping, or pass "
+            "allow_absent=True to report them with fraction 0"
+        )
+    for lab in absent:
+        warnings.append(f"phase {lab} is absent: only its volume fraction (0) is reported")
+    sv = (
+        specific_surface_area(arr, k, h, sections=sections)
+        if "specific_surface_area" in include
+        else None
+    )
+    ax_of = {n: i for i, n in enumerate(names_ok)}
+    want_transport = "transport" in include
+    if want_transport and not taufactor_available():
+        warnings.append("transport skipped: TauFactor is not installed (pip install taufactor)")
+        want_transport = False
+    phases: dict[str, Any] = {}
+    for i in range(k):
+        entry: dict[str, Any] = {"name": names[i], "index": i, "volume_fraction": float(vf[i])}
+        present = vf[i] > 0
+        if sv is not None:
+            entry["specific_surface_area"] = float(sv[i]) if present else None
+        if "mean_chord_length" in include:
+            entry["mean_chord_length"] = {
+                d: _none_if_nan(
+                    mean_chord_length(arr, i, ax_of[d], h, sections=sections, n_phases=k)
+                )
+                if present
+                else None
+                for d in directions
+            }
+        if "chord_length_distribution" in include:
+            cl: dict[str, Any] = {}
+            for d in directions:
+                try:
+                    c = chord_length_distribution(
+                        arr, i, ax_of[d], h, sections=sections, n_phases=k, unit=unit_name
+                    )
+                    cl[d] = {"length": c.length.tolist(), "probability": c.probability.tolist()}
+                except DescriptorError as exc:
+                    cl[d] = None
+                    warnings.append(f"phase {labels[i]} chords along {d}: {exc}")
+            entry["chord_length_distribution"] = cl
+        if "geodesic_tortuosity" in include:
+            tort = {
+                d: geodesic_tortuosity(arr, i, ax_of[d], n_phases=k) if present else None
+                for d in directions
+            }
+            entry["geodesic_tortuosity"] = {
+                d: (_none_if_nan(t.mean) if t else None) for d, t in tort.items()
+            }
+            entry["percolates"] = {d: bool(t.percolates) if t else False for d, t in tort.items()}
+            entry["connected_fraction"] = {
+                d: (t.connected_fraction if t else 0.0) for d, t in tort.items()
+            }
+        if "constrictivity" in include:
+            if present:
+                cs = constrictivity(
+                    arr,
+                    i,
+                    [ax_of[d] for d in directions],
+                    h,
+                    n_phases=k,
+                    radius_step=constrictivity_step,
+                    unit=unit_name,
+                )
+                entry["constrictivity"] = {d: c.beta for d, c in zip(directions, cs, strict=True)}
+                entry["r_min"] = {d: c.r_min for d, c in zip(directions, cs, strict=True)}
+                entry["r_max"] = cs[0].r_max
+            else:
+                entry["constrictivity"] = {d: None for d in directions}
+        if want_transport:
+            opts = dict(transport_options or {})
+            res = {
+                d: effective_transport(arr, i, ax_of[d], n_phases=k, **opts) if present else None
+                for d in directions
+            }
+            entry["tortuosity_factor"] = {
+                d: (_none_if_nan(r.tau_factor) if r else None) for d, r in res.items()
+            }
+            entry["effective_diffusivity"] = {
+                d: (r.effective_diffusivity if r else 0.0) for d, r in res.items()
+            }
+            for d, r in res.items():
+                if r is not None and r.percolates and not r.converged:
+                    warnings.append(
+                        f"TauFactor did not converge for phase {labels[i]} along {d} within "
+                        f"{r.iterations} iterations; raise transport_options['iter_limit']"
+                    )
+        phases[str(labels[i])] = entry
+    return {
+        "phases": phases,
+        "voxel_size": h,
+        "unit": unit_name,
+        "dimension": dim,
+        "shape": list(arr.shape),
+        "sections": bool(sections),
+        "directions": list(directions),
+        "include": [d for d in include if d != "transport" or want_transport],
+        "method": {d: METHODS[d] for d in include},
+        "warnings": warnings,
+    }
