@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-MAX_CAP = 181  # cap² must fit in int16
+MAX_CAP = 127  # g + k² <= 2·cap² must fit in int16 (k < cap)
 
 
 def squared_edt(mask: np.ndarray, cap: int) -> np.ndarray:
@@ -21,7 +21,7 @@ def squared_edt(mask: np.ndarray, cap: int) -> np.ndarray:
     mask : ndarray of bool
         Foreground. Outside the array counts as foreground (no background beyond the window).
     cap : int
-        Distances ``>= cap`` are returned as ``cap²`` (saturated); at most 181.
+        Distances ``>= cap`` are returned as ``cap²`` (saturated); at most 127.
 
     Returns
     -------
