@@ -69,12 +69,16 @@ def pair_indices(k: int) -> tuple[list[int], list[int]]:
     return ii, jj
 
 
-def _as_batched(indicators: Any, dim: int | None, check: bool = True) -> torch.Tensor:
+def _as_batched(
+    indicators: Any, dim: int | None, check: bool = True, with_sum: bool = False
+) -> Any:
     """Return ``(B, k, *spatial)`` floating indicators; infer the spatial dimension when needed.
 
     A 4D input is ambiguous: ``(B, k, H, W)`` (a batch of 2D images) or ``(k, Z, Y, X)`` (one
     volume). Without ``dim`` it is resolved by which axis the indicators sum to one over (a batch of
-    2D images wins a tie); when neither does, the caller must say.
+    2D images wins a tie); when neither does, the caller must say. With ``with_sum`` the result is
+    ``(x, sums_to_one)`` where the second item is True/False when the check was already made here,
+    else None.
     """
     x = (
         indicators
@@ -86,6 +90,7 @@ def _as_batched(indicators: Any, dim: int | None, check: bool = True) -> torch.T
     if dim is not None and dim not in (2, 3):
         raise ValueError(f"dim must be 2 or 3 (spatial dimensions), got {dim!r}")
     nd = x.ndim
+    sum_dev = None  # max |Σ_i x_i − 1| over the phase axis, when it is computed here
     if dim is None:
         if nd == 3:
             dim = 2
@@ -93,17 +98,12 @@ def _as_batched(indicators: Any, dim: int | None, check: bool = True) -> torch.T
             dim = 3
         elif nd == 4:
             with torch.no_grad():
-                s1 = torch.allclose(
-                    x.sum(1), torch.ones((), dtype=x.dtype, device=x.device), atol=1e-4
-                )
-                s0 = (not s1) and torch.allclose(
-                    x.sum(0), torch.ones((), dtype=x.dtype, device=x.device), atol=1e-4
-                )
-            if s1:
-                dim = 2
-            elif s0:
-                dim = 3
-            else:
+                sum_dev = float((x.sum(1) - 1).abs().amax())
+                if sum_dev <= 1e-4:
+                    dim = 2
+                elif float((x.sum(0) - 1).abs().amax()) <= 1e-4:
+                    dim, sum_dev = 3, None
+            if dim is None:
                 raise ValueError(
                     f"cannot tell whether indicators of shape {tuple(x.shape)} are a batch of 2D "
                     "images (B, k, H, W) or one 3D volume (k, Z, Y, X): the phases do not sum to "
@@ -143,6 +143,8 @@ def _as_batched(indicators: Any, dim: int | None, check: bool = True) -> torch.T
                 f"values in [{lo:.4g}, {hi:.4g}]; pass one_hot(indices) or probabilities, not "
                 "label values"
             )
+    if with_sum:
+        return x, (None if sum_dev is None or nd != 4 or dim != 2 else sum_dev <= 1e-5)
     return x
 
 
@@ -266,7 +268,9 @@ def _sums_to_one(x: torch.Tensor) -> bool:
         return bool((x.sum(1) - 1).abs().max() <= 1e-5)
 
 
-def _upper_lattice(x: torch.Tensor, L: int, mean_batch: bool) -> tuple[torch.Tensor, list, list]:
+def _upper_lattice(
+    x: torch.Tensor, L: int, mean_batch: bool, sums_to_one: bool | None = None
+) -> tuple[torch.Tensor, list, list]:
     """ĉ_ij(h) for pairs i <= j: ``(P, *(2L+1,)*d)`` (batch mean) or ``(B, P, …)``.
 
     When the phases sum to one at every pixel (hard labels, or the model's Ξ̃3 = 1 − Ξ̃1 − Ξ̃2)
@@ -280,7 +284,11 @@ def _upper_lattice(x: torch.Tensor, L: int, mean_batch: bool) -> tuple[torch.Ten
     d = len(shape)
     ns = [_fft_len(w + L) for w in shape]
     count = _pair_counts(shape, L, x.dtype, x.device)
-    use_sum = k >= 2 and not (torch.is_grad_enabled() and x.requires_grad) and _sums_to_one(x)
+    use_sum = (
+        k >= 2
+        and not (torch.is_grad_enabled() and x.requires_grad)
+        and (sums_to_one if sums_to_one is not None else _sums_to_one(x))
+    )
     kf = k - 1 if use_sum else k
     fi, fj = pair_indices(kf)
     if mean_batch and B == 1:
@@ -508,9 +516,9 @@ def radial_tppf(
         ``(k, k, r_max+1)``, symmetric in (i, j). Differentiable with respect to ``indicators``.
     """
     r_max, bandwidth = _check_radial_args(r_max, bandwidth)
-    x = _as_batched(indicators, dim)
+    x, sums_to_one = _as_batched(indicators, dim, with_sum=True)
     L = _max_lag_for(r_max, bandwidth, x.shape[2:])
-    up, _, _ = _upper_lattice(x, L, mean_batch=True)
+    up, _, _ = _upper_lattice(x, L, mean_batch=True, sums_to_one=sums_to_one)
     curves = _radial_from_upper(up, L, r_max, bandwidth, exact_origin)
     return _symmetric_from_upper(curves, x.shape[1])
 
