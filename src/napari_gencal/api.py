@@ -1,0 +1,258 @@
+"""The Python API: the few functions a notebook or script user calls.
+
+Everything here forwards to the compute core (:mod:`napari_gencal.core`); the CLI and the napari
+widgets call the same core functions. Importing this module is cheap: torch is imported on first
+use.
+
+Examples
+--------
+>>> from napari_gencal import api
+>>> data = api.read_labels("image.tif", phases="0,128,255")          # doctest: +SKIP
+>>> model = api.calibrate(data, max_epochs=50, seed=1)              # doctest: +SKIP
+>>> model.save("model.gencal.json")                                 # doctest: +SKIP
+>>> volume = api.generate(model, (128, 128, 128), seed=1)           # doctest: +SKIP
+>>> print(api.compare(data, volume))                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .core.io import LabelImage, read_labels
+from .core.phases import PhaseMap, infer_phase_map
+
+if TYPE_CHECKING:
+    from .core.calibrate import Calibration, CalibrationConfig
+    from .core.model import ExcursionModel
+    from .core.tppf import TPPFResult
+
+__all__ = [
+    "read_labels",
+    "load_model",
+    "tppf",
+    "describe",
+    "calibration",
+    "calibrate",
+    "generate",
+    "generate_sections",
+    "compare",
+    "LabelImage",
+    "PhaseMap",
+]
+
+ImageLike = LabelImage | np.ndarray | str | os.PathLike
+
+
+def _as_label_image(image: ImageLike, phases: Any = None, voxel_size: Any = None) -> LabelImage:
+    """Accept a path, an array or a LabelImage; return a checked LabelImage."""
+    if isinstance(image, LabelImage):
+        if phases is not None:
+            image = LabelImage(
+                image.data,
+                infer_phase_map(image.data, phases),
+                image.voxel_size,
+                image.unit,
+                image.source,
+                dict(image.metadata),
+            )
+        if voxel_size is not None:
+            vs = (float(voxel_size),) * image.data.ndim if np.isscalar(voxel_size) else voxel_size
+            image = LabelImage(image.data, image.phase_map, tuple(vs), image.unit, image.source)
+        return image
+    if isinstance(image, str | os.PathLike):
+        return read_labels(image, phases=phases, voxel_size=voxel_size)
+    arr = np.asarray(image)
+    vs = None
+    if voxel_size is not None:
+        vs = (float(voxel_size),) * arr.ndim if np.isscalar(voxel_size) else tuple(voxel_size)
+    return LabelImage(arr, infer_phase_map(arr, phases), vs, None, "<array>")
+
+
+def load_model(path: str | os.PathLike) -> ExcursionModel:
+    """Load a model file (``*.gencal.json``) written by :meth:`ExcursionModel.save`."""
+    from .core.model import ExcursionModel
+
+    return ExcursionModel.load(path)
+
+
+def tppf(
+    image: ImageLike,
+    phases: str | Sequence[int] | None = None,
+    axis: str | int | None = None,
+    r_max: int | None = None,
+    bandwidth: float = 1.0,
+    device: str = "auto",
+) -> TPPFResult:
+    """Two-point coverage probability functions of a segmented image or stack.
+
+    Parameters
+    ----------
+    image : LabelImage, ndarray or path
+    phases : str or sequence of int, optional
+        Label value of each phase in order (``"0,85,170"``).
+    axis : {"z", "y", "x"} or None
+        For a 3D stack: average the curves of the 2D sections normal to ``axis``; ``None`` → 3D.
+    r_max : int, optional
+        Largest distance; default by the rule of method.md §4.
+    bandwidth : float
+        Gaussian kernel-regression bandwidth in voxels.
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+
+    Returns
+    -------
+    TPPFResult
+        ``.r``, ``.curves`` (k, k, R), ``.to_csv(path)``, ``.figure()``.
+    """
+    from .core.tppf import tppf_of_labels
+
+    img = _as_label_image(image, phases)
+    return tppf_of_labels(img, axis=axis, r_max=r_max, bandwidth=bandwidth, device=device)
+
+
+def describe(
+    image: ImageLike,
+    phases: str | Sequence[int] | None = None,
+    voxel_size: float | Sequence[float] | None = None,
+    directions: Iterable[str] = ("z", "y", "x"),
+    **options: Any,
+) -> dict[str, Any]:
+    """Structural descriptors per phase (volume fraction, S_V, chords, tortuosity, constrictivity).
+
+    Returns the dictionary with stable keys documented in ``docs/descriptors.md``; further keyword
+    arguments go to :func:`napari_gencal.core.descriptors.describe`.
+    """
+    from .core.descriptors import describe as _describe
+
+    img = _as_label_image(image, phases, voxel_size)
+    return _describe(img, directions=tuple(directions), **options)
+
+
+def _config(config: CalibrationConfig | str | None, settings: dict[str, Any]) -> CalibrationConfig:
+    from .core.calibrate import CalibrationConfig
+
+    if isinstance(config, CalibrationConfig):
+        return config.replace(**settings) if settings else config
+    return CalibrationConfig.preset(config or "quick", **settings)
+
+
+def calibration(
+    image: ImageLike,
+    phases: str | Sequence[int] | None = None,
+    axis: str | int = "z",
+    config: CalibrationConfig | str | None = None,
+    **settings: Any,
+) -> Calibration:
+    """A calibration to drive yourself: iterate ``.run()`` for progress records.
+
+    Stopping the iteration (``break``, or closing the generator) cancels the calibration and
+    ``.best_model`` keeps the best model found so far.
+
+    Parameters
+    ----------
+    image : LabelImage, ndarray or path
+        2D image, or a 3D stack used as sections normal to ``axis``.
+    phases : str or sequence of int, optional
+    axis : {"z", "y", "x"}
+    config : CalibrationConfig or {"quick", "paper"}, optional
+    **settings
+        Overrides of :class:`~napari_gencal.core.calibrate.CalibrationConfig` fields
+        (``max_epochs=``, ``time_limit=``, ``algorithm=``, ``model=``, ``seed=``, ``device=`` …).
+    """
+    from .core.calibrate import Calibration, prepare_data
+
+    data = prepare_data(_as_label_image(image, phases), None, axis)
+    return Calibration(
+        data.sections,
+        data.phase_map,
+        _config(config, settings),
+        data.voxel_size,
+        data_sha256=data.sha256,
+        anisotropy=data.anisotropy,
+    )
+
+
+def calibrate(
+    image: ImageLike,
+    phases: str | Sequence[int] | None = None,
+    axis: str | int = "z",
+    config: CalibrationConfig | str | None = None,
+    progress: Callable[[Any], Any] | None = None,
+    **settings: Any,
+) -> ExcursionModel:
+    """Calibrate the 3D excursion-set model on a segmented image and return it.
+
+    Parameters are as for :func:`calibration`; ``progress`` is called with every progress record
+    (returning ``False`` cancels and returns the best model so far).
+
+    Returns
+    -------
+    ExcursionModel
+        Save it with ``model.save("name.gencal.json")``.
+    """
+    from .core.calibrate import calibrate as _calibrate
+
+    return _calibrate(
+        _as_label_image(image, phases), None, axis, _config(config, settings), progress
+    )
+
+
+def generate(
+    model: ExcursionModel | str | os.PathLike,
+    shape: Sequence[int],
+    seed: int = 0,
+    device: str = "auto",
+    periodic: bool = False,
+    chunks: int | Sequence[int] | None = None,
+) -> np.ndarray:
+    """Generate a hard-threshold label volume (or 2D section) from a model.
+
+    Same model, seed and device → the identical array. ``chunks`` generates block by block with
+    bounded memory and gives the same result voxel for voxel.
+    """
+    from .core.generate import generate as _generate
+
+    m = load_model(model) if isinstance(model, str | os.PathLike) else model
+    return _generate(m, shape, seed=seed, device=device, periodic=periodic, chunks=chunks)
+
+
+def generate_sections(
+    model: ExcursionModel | str | os.PathLike,
+    n: int,
+    size: int,
+    seed: int = 0,
+    device: str = "auto",
+) -> np.ndarray:
+    """``n`` independent planar sections ``(n, size, size)`` of the 3D model, at 2D cost."""
+    from .core.generate import generate_sections as _sections
+
+    m = load_model(model) if isinstance(model, str | os.PathLike) else model
+    return _sections(m, n, size, seed=seed, device=device)
+
+
+def compare(
+    data: ImageLike,
+    model_or_volume: ExcursionModel | ImageLike,
+    phases: str | Sequence[int] | None = None,
+    **options: Any,
+) -> Any:
+    """Data vs model descriptors with absolute and relative errors (paper Tables 1–2 style).
+
+    ``model_or_volume`` is a generated label array/volume, a path to one, a model, or a model file
+    (then realizations are generated first). Returns a
+    :class:`~napari_gencal.core.compare.Comparison` (``str()``, ``to_csv``, ``to_json``,
+    ``to_markdown``).
+    """
+    from .core.compare import compare_images
+
+    d = _as_label_image(data, phases)
+    other: Any = model_or_volume
+    if isinstance(other, str | os.PathLike) and str(other).endswith(".json"):
+        other = load_model(other)
+    elif isinstance(other, str | os.PathLike | np.ndarray):
+        other = _as_label_image(other, d.phase_map)
+    return compare_images(d, other, **options)
