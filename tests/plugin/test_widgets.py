@@ -275,9 +275,6 @@ def test_generator_preview_updates_one_layer(viewer, qtbot, monkeypatch):
 
 
 def test_compare_side_by_side_and_table(viewer, qtbot, tmp_path):
-    desc = pytest.importorskip("napari_gencal.core.descriptors")
-    if not hasattr(desc, "describe"):
-        pytest.skip("core describe has not landed yet")
     from napari_gencal._widgets import CompareWidget
 
     _add_three_phase(viewer, (24, 24, 24), "data")
@@ -288,19 +285,26 @@ def test_compare_side_by_side_and_table(viewer, qtbot, tmp_path):
     w.data_combo.set_layer("data")
     w.model_combo.set_layer("generated (seed 1)")
     w.grid_button.setChecked(True)
-    assert viewer.grid.enabled and not viewer.layers["other"].visible
+    grid = viewer.canvas.grid
+    assert grid.enabled and not viewer.layers["other"].visible
     w.grid_button.setChecked(False)
-    assert not viewer.grid.enabled and viewer.layers["other"].visible
+    assert not grid.enabled and viewer.layers["other"].visible
+    _add_three_phase(viewer, (24, 24), "flat")
+    w.data_combo.set_layer("flat")
+    w.full_3d.setChecked(True)
+    assert w.run() is None and "need 3D" in w.message.text()  # 2D layer for a 3D-only step
+    w.full_3d.setChecked(False)
+    w.data_combo.set_layer("data")
     assert w.run() is not None
     _wait_done(qtbot, w)
     qtbot.waitUntil(lambda: w.result is not None or "could" in w.message.text(), timeout=TIMEOUT)
     assert w.result is not None, w.message.text()
     assert w.table.rowCount() >= 3 * 5  # V_V, S_V, 3 mean chords per phase
     assert len(w.canvas.axes[1].lines) >= 12  # 6 pair curves, data and model
-    if w.result["comparison"] is not None:  # core.compare has landed
-        out = w.export_report(str(tmp_path / "report.md"))
-        assert out is not None, w.message.text()
-        assert w.export_report(out) is None and "exists" in w.message.text()
+    out = w.export_report(str(tmp_path / "report" / "report.md"))
+    assert out is not None, w.message.text()
+    assert (tmp_path / "report" / "report.md").read_text().count("|") > 10
+    assert w.export_report(out) is None and "exists" in w.message.text()
 
 
 # -- a shown viewer really renders ----------------------------------------------------------------

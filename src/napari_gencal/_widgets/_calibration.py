@@ -407,7 +407,10 @@ class CalibrationWidget(GencalWidget):
         worker.finished.connect(self._on_finished)
         self._set_running(True)
         self._open_progress()
-        self.show_message("starting calibration…")
+        note = ""
+        if image.ndim == 2 and self.fit_b.isChecked():
+            note = " (b needs a 3D stack: a 2D image gives an isotropic model, b = 1)"
+        self.show_message("starting calibration…" + note)
         return self.start(worker, f"calibrating on {layer.name}")
 
     def cancel(self) -> None:

@@ -34,105 +34,42 @@ __all__ = ["CompareWidget", "compare_job", "comparison_rows"]
 def compare_job(data_img: Any, model_img: Any, full_3d: bool = False) -> dict[str, Any]:
     """Describe both label images and compare them (worker thread; plain data out).
 
-    Lengths are compared in voxels (the generated voxel is the data's pixel by construction). A 2D
-    data image is compared with the z-sections of a 3D generated volume. ``full_3d`` adds geodesic
-    tortuosity and constrictivity when both are 3D (slower).
+    Calls :func:`napari_gencal.core.compare.compare_images`: a 2D data image is compared with the
+    z-sections of a 3D generated volume; lengths use the data's voxel size (voxels when it is
+    unknown or anisotropic). ``full_3d`` adds geodesic tortuosity and constrictivity for two 3D
+    volumes (slower).
     """
-    from ..core.descriptors import describe
-    from ..core.phases import to_indices
-    from ..core.tppf import tppf_of_labels
+    from dataclasses import replace
 
-    pd, pm = data_img.phase_map, model_img.phase_map
-    if tuple(pd.labels) != tuple(pm.labels):
+    from ..core.compare import compare_images
+
+    if tuple(data_img.phase_map.labels) != tuple(model_img.phase_map.labels):
         raise ValueError(
-            f"the layers have different phase labels ({list(pd.labels)} vs {list(pm.labels)}); "
-            "compare a model with the data it was calibrated on"
+            f"the layers have different phase labels ({list(data_img.phase_map.labels)} vs "
+            f"{list(model_img.phase_map.labels)}); compare a model with the data it was "
+            "calibrated on"
         )
-    di, mi = to_indices(data_img.data, pd), to_indices(model_img.data, pm)
-    base = ("volume_fraction", "specific_surface_area", "mean_chord_length")
-    base = base + ("chord_length_distribution",)
-    both_3d = di.ndim == 3 and mi.ndim == 3
-    include = base + (("geodesic_tortuosity", "constrictivity") if (full_3d and both_3d) else ())
-    dd = describe(di, pd, include=include)
-    if di.ndim == 2 and mi.ndim == 3:
-        md = describe(mi, pm, include=base, sections=True)  # planar sections vs 2D data
-    else:
-        md = describe(mi, pm, include=include)
-    axis_d = None if di.ndim == 2 else "z"
-    axis_m = None if mi.ndim == 2 else "z"
-    td = tppf_of_labels(di, pd, axis=axis_d, device="cpu", directional=False)
-    r_max = int(np.asarray(td.r)[-1])
-    tm = tppf_of_labels(mi, pm, axis=axis_m, r_max=r_max, device="cpu", directional=False)
-    comp = None
-    try:
-        from ..core.compare import compare
-    except ImportError:  # core.compare not installed yet: the table is built from the dicts
-        compare = None
-    if compare is not None:
-        comp = compare(dd, md)
-    rows = comparison_rows(comp) if comp is not None else []
-    if not rows:
-        rows = descriptor_rows(dd, md)
-    return {
-        "comparison": comp,
-        "data": dd,
-        "model": md,
-        "rows": rows,
-        "tppf_data": np.asarray(td.curves),
-        "tppf_model": np.asarray(tm.curves),
-    }
+    vs = data_img.voxel_size
+    if vs is not None and max(vs) > min(vs) * (1 + 1e-6):
+        data_img = replace(data_img, voxel_size=None)  # descriptors need cubic voxels
+    include = ("volume_fraction", "specific_surface_area", "mean_chord_length")
+    include += ("chord_length_distribution",)
+    if full_3d and data_img.ndim == 3 and model_img.ndim == 3:
+        include += ("geodesic_tortuosity", "constrictivity")
+    comp = compare_images(data_img, model_img, include=include, device="cpu")
+    return {"comparison": comp, "rows": comparison_rows(comp)}
 
 
-def descriptor_rows(dd: dict[str, Any], md: dict[str, Any]) -> list[tuple]:
-    """Table rows ``(name, data, model, relative error)`` from two ``describe`` dicts."""
-    rows: list[tuple] = []
-    for label, dp in dd.get("phases", {}).items():
-        mp = md.get("phases", {}).get(label)
-        if mp is None:
-            continue
-        name = dp.get("name", label)
-        for key, short in (
-            ("volume_fraction", "V_V"),
-            ("specific_surface_area", "S_V"),
-            ("mean_chord_length", "mean chord"),
-            ("geodesic_tortuosity", "tortuosity"),
-            ("constrictivity", "constrictivity"),
-        ):
-            dv, mv = dp.get(key), mp.get(key)
-            if dv is None or mv is None:
-                continue
-            if isinstance(dv, dict):
-                for ax, d_ax in dv.items():
-                    if isinstance(mv, dict) and ax in mv:
-                        rows.append((f"{name}: {short} {ax}", d_ax, mv[ax], _rel(d_ax, mv[ax])))
-            else:
-                rows.append((f"{name}: {short}", dv, mv, _rel(dv, mv)))
-    return rows
-
-
-def _rel(d: Any, m: Any) -> float | None:
-    try:
-        d, m = float(d), float(m)
-    except (TypeError, ValueError):
-        return None
-    if not (np.isfinite(d) and np.isfinite(m)) or d == 0:
-        return None
-    return (m - d) / abs(d)
-
-
-def comparison_rows(comp: Any) -> list[tuple[str, float | None, float | None, float | None]]:
-    """``(descriptor, data, model, relative error)`` rows of a Comparison (any of its shapes)."""
-    rows = getattr(comp, "rows", None)
-    if callable(rows):
-        rows = rows()
+def comparison_rows(comp: Any) -> list[tuple[str, Any, Any, float | None]]:
+    """``(descriptor, data, model, relative error)`` rows of a core ``Comparison``."""
     out = []
-    for row in rows or []:
-        if isinstance(row, dict):
-            name = row.get("name") or row.get("descriptor") or row.get("key")
-            out.append((str(name), row.get("data"), row.get("model"), row.get("rel_error")))
-        else:
-            name, d, m, *rest = row
-            out.append((str(name), d, m, rest[0] if rest else None))
+    for row in comp.rows:
+        label = f"{row.get('name', row.get('phase'))}: {row['descriptor']}"
+        if row.get("direction"):
+            label += f" {row['direction']}"
+        if row.get("unit"):
+            label += f" [{row['unit']}]"
+        out.append((label, row.get("data"), row.get("model"), row.get("rel_error")))
     return out
 
 
@@ -203,7 +140,8 @@ class CompareWidget(GencalWidget):
     # -- grid view ------------------------------------------------------------------------------
     def side_by_side(self, on: bool = True) -> None:
         """Grid view with only the two chosen layers visible (toggle off restores visibility)."""
-        grid = self.viewer.grid
+        canvas = getattr(self.viewer, "canvas", None)
+        grid = getattr(canvas, "grid", None) or self.viewer.grid  # napari ≥ 0.9: viewer.canvas.grid
         if on:
             a, b = self.data_combo.layer(), self.model_combo.layer()
             if a is None or b is None:
@@ -248,6 +186,13 @@ class CompareWidget(GencalWidget):
         except ValueError as exc:
             self.show_error(error_text(exc))
             return None
+        if self.full_3d.isChecked() and (da.ndim != 3 or db.ndim != 3):
+            flat = a.name if da.ndim != 3 else b.name
+            self.show_error(
+                f"tortuosity and constrictivity need 3D volumes, but {flat!r} is 2D; untick "
+                "'tortuosity and constrictivity' or pick two 3D layers"
+            )
+            return None
         w = self.make_worker(
             compare_job, da, db, self.full_3d.isChecked(), _progress={"desc": "GenCal: comparing"}
         )
@@ -284,28 +229,37 @@ class CompareWidget(GencalWidget):
         c = self.canvas
         c.clear()
         ax_cld, ax_tppf = c.axes
-        for desc, style, tag in ((result["data"], "-", "data"), (result["model"], "--", "model")):
-            for p, (label, ph) in enumerate(desc.get("phases", {}).items()):
-                cld = (ph.get("chord_length_distribution") or {}).get("x")
-                x, y = _xy(cld) if cld is not None else (None, None)
-                if x is not None:
-                    lab = str(ph.get("name", label)) if tag == "data" else None
-                    ax_cld.plot(x, y, style, color=PHASE_COLORS[p % 8], lw=1.0, label=lab)
-        for curves, style in ((result.get("tppf_data"), "-"), (result.get("tppf_model"), "--")):
+        ex = result["comparison"].extras
+        names = ex.get("phase_names") or {}
+        for key, style in (("cld_data", "-"), ("cld_model", "--")):
+            cld = ex.get(key) or {}
+            labels = sorted({lab for lab, _ in cld}, key=str)
+            for p, lab in enumerate(labels):
+                direc = "x" if (lab, "x") in cld else next(d for (lb, d) in cld if lb == lab)
+                x, y = cld[(lab, direc)]
+                name = names.get(lab, lab) if style == "-" else None
+                ax_cld.plot(x, y, style, color=PHASE_COLORS[p % 8], lw=1.0, label=name)
+        r = ex.get("tppf_r")
+        for key, style in (("tppf_data", "-"), ("tppf_model", "--")):
+            curves = ex.get(key)
             if curves is None or np.ndim(curves) != 3:
                 continue
+            rr = np.arange(curves.shape[-1]) if r is None else np.asarray(r)[: curves.shape[-1]]
             p = 0
             for i in range(curves.shape[0]):
                 for j in range(i, curves.shape[0]):
                     lab = f"C{i + 1}{j + 1}" if style == "-" else None
-                    ax_tppf.plot(curves[i, j], style, color=PAIR_COLORS[p % 7], lw=1.0, label=lab)
+                    ax_tppf.plot(
+                        rr, curves[i, j], style, color=PAIR_COLORS[p % 7], lw=1.0, label=lab
+                    )
                     p += 1
         for tag, style in (("data", "-"), ("model", "--")):
             ax_tppf.plot([], [], style, color="0.6", label=tag)
-        ax_cld.set_xlabel("chord length along x (voxels)")
+        unit = result["comparison"].data.get("unit", "voxel")
+        ax_cld.set_xlabel(f"chord length ({unit})")
         ax_cld.set_ylabel("probability")
         ax_cld.set_xlim(left=0)
-        ax_tppf.set_xlabel("r (voxels)")
+        ax_tppf.set_xlabel(f"r ({unit})")
         ax_tppf.set_ylabel("C_ij(r)")
         c.legend(ax_cld)
         c.legend(ax_tppf, ncol=2)
@@ -334,23 +288,3 @@ class CompareWidget(GencalWidget):
             return None
         self.show_message(f"wrote {out or path}")
         return str(out or path)
-
-
-def _xy(val: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(x, y) arrays from a distribution given as dict/tuple/array."""
-    if isinstance(val, dict):
-        for kx, ky in (
-            ("length", "probability"),
-            ("x", "y"),
-            ("length", "density"),
-            ("r", "value"),
-        ):
-            if kx in val and ky in val:
-                return np.asarray(val[kx]), np.asarray(val[ky])
-        return None, None
-    arr = np.asarray(val, dtype=float)
-    if arr.ndim == 1:
-        return np.arange(arr.size), arr
-    if arr.ndim == 2 and 2 in arr.shape:
-        return (arr[0], arr[1]) if arr.shape[0] == 2 else (arr[:, 0], arr[:, 1])
-    return None, None
