@@ -834,7 +834,10 @@ class TPPFResult:
             color = f"C{p % 10}"
             ax.plot(x, self.curves[i, j], color=color, label=f"{names[i]} – {names[j]}")
             ax.axhline(self.fractions[i] * self.fractions[j], color=color, ls=":", lw=0.8)
-        unit = "pixels" if self.voxel_size is None else (self.unit or "physical units")
+        if self.voxel_size is None:
+            unit = "pixels"
+        else:
+            unit = self.unit or f"units of the voxel size {self.voxel_size:g}"
         ax.set_xlabel(f"distance r ({unit})")
         ax.set_ylabel("C_ij(r)")
         ax.set_title(f"Two-point coverage probabilities ({self.mode})")
