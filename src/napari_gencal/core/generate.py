@@ -124,10 +124,13 @@ def generate_fields(
         # Any FFT size ≥ the noise window keeps the valid part free of wrap-around.
         fft_shape = tuple(int(next_fast_len(s, real=True)) for s in noise_shape)
     dims = (-3, -2, -1)
-    crop = tuple(slice(r, r + s) for r, s in zip(radii, shape, strict=True))
+    # Non-periodic: the kernel sits at the FFT array's corner (no centring phase ramp), which
+    # shifts the result by r, so the valid interior starts at 2r instead of r.
+    crop = tuple(slice(2 * r, 2 * r + s) for r, s in zip(radii, shape, strict=True))
 
     def kfft(name: str) -> torch.Tensor:
-        return _kernel_fft(model.kernel3d(name, dtype=dtype, device=dev), fft_shape)
+        k = model.kernel3d(name, dtype=dtype, device=dev)
+        return _kernel_fft(k, fft_shape, centred=periodic)
 
     def field(kf: torch.Tensor, name: str, copy: int = 0) -> torch.Tensor:
         w = block_noise(
