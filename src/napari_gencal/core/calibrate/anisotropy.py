@@ -30,42 +30,22 @@ __all__ = ["fit_anisotropy", "fit_anisotropy_to_model", "chord_cdf", "anisotropy
 B_RANGE = (0.25, 4.0)
 
 
-def _interior_chords(indicator: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
-    """Lengths of the chords of a boolean volume along ``axis`` that touch neither window end."""
-    a = np.moveaxis(np.asarray(indicator, dtype=bool), axis, -1)
-    n = a.shape[-1]
-    rows = a.reshape(-1, n).astype(np.int8)
-    d = np.diff(rows, axis=1)
-    # A chord starts after a 0→1 step and ends before a 1→0 step; flat positions keep rows apart.
-    r_s, c_s = np.nonzero(d == 1)
-    r_e, c_e = np.nonzero(d == -1)
-    starts = r_s * n + c_s + 1
-    ends = r_e * n + c_e + 1  # exclusive
-    if starts.size == 0 or ends.size == 0:
-        return np.zeros(0, dtype=np.int64), n
-    j = np.searchsorted(ends, starts, side="right")
-    ok = j < ends.size
-    starts, j = starts[ok], j[ok]
-    e = ends[j]
-    same_row = (e - 1) // n == starts // n
-    return (e[same_row] - starts[same_row]).astype(np.int64), n
-
-
 def chord_cdf(indicator: np.ndarray, axis: int, max_len: int | None = None) -> np.ndarray:
     """Chord length CDF ``F(ℓ)``, ℓ = 0..max_len, of a boolean volume along one axis.
 
-    Horvitz–Thompson weights ``1 / (n − ℓ − 1)`` (positions where a chord of length ℓ with both
-    bounding voxels fits in a line of n voxels) undo the window's preference for short chords.
+    From :func:`napari_gencal.core.descriptors.chord_length_distribution` (minus sampling with
+    Horvitz–Thompson weights, so the window's preference for short chords is undone). All zeros
+    when the volume has no chord that fits inside it.
     """
-    lengths, n = _interior_chords(indicator, axis)
-    max_len = n if max_len is None else max_len
-    cdf = np.zeros(max_len + 1)
-    if lengths.size == 0:
-        return cdf
-    w = 1.0 / np.maximum(n - lengths - 1, 1)
-    hist = np.bincount(np.minimum(lengths, max_len), weights=w, minlength=max_len + 1)
-    cdf = np.cumsum(hist)
-    return cdf / cdf[-1]
+    from ..descriptors import chord_length_distribution
+
+    ind = np.asarray(indicator, dtype=bool)
+    max_len = max(ind.shape) if max_len is None else max_len
+    try:
+        cld = chord_length_distribution(ind.astype(np.uint8), 1, axis, n_phases=2)
+    except ValueError:  # DescriptorError: absent phase or no complete chord
+        return np.zeros(max_len + 1)
+    return np.asarray(cld.cdf_at(np.arange(max_len + 1, dtype=float)), dtype=float)
 
 
 def _cdfs(volume: np.ndarray, k: int, axis: int) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -50,6 +50,9 @@ class CalibrationConfig:
         Largest kernel radius chosen automatically.
     r_max : int or None
         Largest TPPF distance. None: the r_max rule on the data.
+    r_max_cap : int
+        Largest r_max chosen automatically (method.md §4: 100). Model sections for the TPPF loss
+        have a side of at least 4·r_max, so this bounds the cost of a step.
     n_chi2, nu : int, float
         Degrees of freedom of the χ² fields; steepness of the sigmoid approximation.
     gamma : float or None
@@ -95,6 +98,7 @@ class CalibrationConfig:
     m: int | None = None
     m_cap: int = 100
     r_max: int | None = None
+    r_max_cap: int = 100
     n_chi2: int = 3
     nu: float = 10.0
     gamma: float | None = None
@@ -146,6 +150,7 @@ class CalibrationConfig:
             "disc_width": self.disc_width,
             "checkpoint_every": self.checkpoint_every,
             "m_cap": self.m_cap,
+            "r_max_cap": self.r_max_cap,
         }
         for name, v in positive_ints.items():
             if int(v) != v or v < 1:
@@ -224,7 +229,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "window": 64,
         "batch": 8,
-        "m_cap": 40,
+        "m_cap": 24,
+        "r_max_cap": 48,
         "disc_width": 32,
         "pretrain_model_steps": 150,
         "pretrain_disc_steps": 50,

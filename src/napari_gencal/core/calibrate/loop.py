@@ -265,7 +265,7 @@ class Calibration:
         stat_sections = self.sections if pick is None else self.sections[pick]
         self.data_fractions = be.volume_fractions(stat_sections, self.k)
         self.data_sv = be.surface_areas(stat_sections, self.k)
-        r_cap = max(4, min(100, min(h, w) // 4))
+        r_cap = max(4, min(config.r_max_cap, min(h, w) // 4))
         curves = be.tppf_of_sections(stat_sections, self.k, r_cap, self.device)
         if config.r_max is not None:
             self.r_max = min(int(config.r_max), r_cap)
@@ -281,7 +281,10 @@ class Calibration:
             if config.uses_discriminator
             else None
         )
-        self.eval_size = config.eval_size or self.window
+        # Model sections must hold the TPPF out to r_max (side ≥ 4·r_max, method.md §4's quarter
+        # rule); the discriminator sees a window-sized crop of them.
+        self.section_size = max(self.window, 8 * math.ceil(4 * self.r_max / 8))
+        self.eval_size = config.eval_size or self.section_size
         self.history: list[dict[str, float]] = []
         self.models: dict[str, Any] = {}
         self._cancel = False
@@ -297,7 +300,7 @@ class Calibration:
                 config,
                 self.data_curves,
                 self.r_max,
-                self.window,
+                self.section_size,
                 self.device,
                 self.phase_map,
             )
@@ -434,14 +437,20 @@ class Calibration:
 
     # ------------------------------------------------------------------ one step
     def _sections(self, soft: bool = True) -> torch.Tensor:
-        return be.sample_sections(self.module, self.config.batch, self.window, self.g_model, soft)
+        return be.sample_sections(
+            self.module, self.config.batch, self.section_size, self.g_model, soft
+        )
+
+    def _crop(self, fake: torch.Tensor) -> torch.Tensor:
+        """Discriminator window of the (stationary) sections: the top-left w×w corner."""
+        return fake[..., : self.window, : self.window]
 
     def _tppf_loss(self, fake: torch.Tensor) -> torch.Tensor:
         return be.tppf_loss(fake, self.data_curves, self.r_max)
 
     def _disc_step(self, fake: torch.Tensor, allow_skip: bool) -> tuple[float, bool]:
         real = self.sampler.sample(self.config.batch, self.g_real).to(self.device)
-        loss = disc_loss(self.disc, real, fake.detach())
+        loss = disc_loss(self.disc, real, self._crop(fake.detach()))
         value = float(loss.detach())
         thr = self.config.skip_threshold
         if allow_skip and thr is not None and value < thr:
@@ -472,7 +481,7 @@ class Calibration:
                 lt = self._tppf_loss(fake)
                 losses["tppf"] = float(lt.detach())
             if use_adv:
-                la = adversarial_loss(self.disc, fake)
+                la = adversarial_loss(self.disc, self._crop(fake))
                 losses["adv"] = float(la.detach())
                 terms.append(la)
             if use_tppf:
@@ -712,6 +721,7 @@ class Calibration:
                 "stage": self.stage,
                 "settings": c.to_dict(),
                 "window": self.window,
+                "section_size": self.section_size,
                 "r_max": self.r_max,
                 "m": self.m,
                 "gamma": self.gamma,
