@@ -76,8 +76,9 @@ class Comparison:
     Attributes
     ----------
     rows : list of dict
-        One row per phase and descriptor (and direction): ``phase`` (label), ``name`` (phase name),
-        ``descriptor``, ``direction`` (or None), ``unit``, ``data``, ``model``, ``abs_error``,
+        One row per phase and descriptor (and direction): ``phase`` (label), ``phase_name``,
+        ``name`` (readable row label, e.g. ``"SE: mean chord z"``), ``descriptor``, ``direction``
+        (or None), ``unit``, ``data``, ``model``, ``abs_error``,
         ``rel_error`` (None where undefined, e.g. not percolating or data = 0).
     data, model : dict
         The two ``describe`` dictionaries.
@@ -101,7 +102,7 @@ class Comparison:
             rel = r["rel_error"]
             body.append(
                 [
-                    str(r["name"]),
+                    str(r["phase_name"]),
                     r["descriptor"],
                     r["direction"] or "",
                     r["unit"] or "",
@@ -137,7 +138,7 @@ class Comparison:
         """CSV text of the rows (full precision); written atomically to ``path`` when given."""
         cols = [
             "phase",
-            "name",
+            "phase_name",
             "descriptor",
             "direction",
             "unit",
@@ -280,9 +281,11 @@ def _row(lab, name, short, direc, unit, dv, mv) -> dict[str, Any]:
     a, b = _num(dv), _num(mv)
     abs_e = None if a is None or b is None else abs(b - a)
     rel = None if abs_e is None or a == 0 else (b - a) / abs(a)
+    full = f"{name}: {short}" + (f" {direc}" if direc else "")
     return {
         "phase": lab,
-        "name": name,
+        "phase_name": name,
+        "name": full,  # one readable label per row, e.g. "SE: mean chord z"
         "descriptor": short,
         "direction": direc,
         "unit": unit,

@@ -40,29 +40,38 @@ def squared_edt(mask: np.ndarray, cap: int) -> np.ndarray:
         np.minimum(g[i], g[i + 1] + one, out=g[i])
     np.minimum(g, np.int16(cap), out=g)
     g *= g
-    # Passes along the other axes: h(i) = min_k g(i + k) + k², k² < cap² (lower envelope).
-    for axis in range(1, g.ndim):
-        h = g.copy()
-        n = g.shape[axis]
-        top = int(g.max())
-        tmp_shape = list(g.shape)
-        k = 1
-        while k < n and k * k < min(top, big):
-            kk = np.int16(k * k)
-            tmp_shape[axis] = n - k
-            tmp = np.empty(tmp_shape, np.int16)
-            lo = [slice(None)] * g.ndim
-            hi = [slice(None)] * g.ndim
-            lo[axis], hi[axis] = slice(k, n), slice(0, n - k)
-            lo_t, hi_t = tuple(lo), tuple(hi)
-            np.add(g[hi_t], kk, out=tmp)
-            np.minimum(h[lo_t], tmp, out=h[lo_t])
-            np.add(g[lo_t], kk, out=tmp)
-            np.minimum(h[hi_t], tmp, out=h[hi_t])
-            k += 1
-        g = h
+    # Passes along the other axes: h(i) = min_k g(i + k) + k², k² < cap² (lower envelope). They
+    # never mix slices of the first axis, so they run slab by slab in place (bounded scratch).
+    slab = max(1, (1 << 22) // max(1, g[0].size))
+    for z0 in range(0, g.shape[0], slab):
+        block = g[z0 : z0 + slab]
+        for axis in (1, 2)[: g.ndim - 1]:
+            _envelope(block, axis, big)
     np.minimum(g, np.int16(big), out=g)
     return g
+
+
+def _envelope(g: np.ndarray, axis: int, big: int) -> None:
+    """In place: g(i) <- min_k g(i + k) + k² along ``axis`` for k² < min(max g, big)."""
+    h = g.copy()
+    n = g.shape[axis]
+    top = int(g.max())
+    tmp_shape = list(g.shape)
+    k = 1
+    while k < n and k * k < min(top, big):
+        kk = np.int16(k * k)
+        tmp_shape[axis] = n - k
+        tmp = np.empty(tmp_shape, np.int16)
+        lo = [slice(None)] * g.ndim
+        hi = [slice(None)] * g.ndim
+        lo[axis], hi[axis] = slice(k, n), slice(0, n - k)
+        lo_t, hi_t = tuple(lo), tuple(hi)
+        np.add(g[hi_t], kk, out=tmp)
+        np.minimum(h[lo_t], tmp, out=h[lo_t])
+        np.add(g[lo_t], kk, out=tmp)
+        np.minimum(h[hi_t], tmp, out=h[hi_t])
+        k += 1
+    g[...] = h
 
 
 def dilate_ball(seeds: np.ndarray, radius: float) -> np.ndarray:

@@ -129,16 +129,26 @@ def _intruded_all(
     """Intruded phase voxels at radius ``r`` from the inlet plane of each axis."""
     seeds = dt2 > r * r
     lab, n = ndi.label(seeds)  # face connectivity: a ball slides through face-adjacent centres
-    out = {}
+    del seeds
+    kept: dict[int, np.ndarray | None] = {}
     for axis in axes:
         inlet_labels = np.unique(np.take(lab, 0, axis=axis))
         inlet_labels = inlet_labels[inlet_labels > 0]
         if n == 0 or inlet_labels.size == 0:
-            out[axis] = 0
+            kept[axis] = None
             continue
         keep = np.zeros(n + 1, bool)
         keep[inlet_labels] = True
-        out[axis] = int(np.count_nonzero(dilate_ball(keep[lab], r) & mask))
+        kept[axis] = np.packbits(keep[lab])  # 1 bit per voxel while the label image is alive
+    shape = lab.shape
+    del lab
+    out = {}
+    for axis, packed in kept.items():
+        if packed is None:
+            out[axis] = 0
+            continue
+        centres = np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).view(bool)
+        out[axis] = int(np.count_nonzero(dilate_ball(centres, r) & mask))
     return out
 
 

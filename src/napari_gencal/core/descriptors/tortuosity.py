@@ -100,9 +100,8 @@ def geodesic_distance_to_outlet(mask: np.ndarray, axis: int = 0) -> np.ndarray:
     shape = pm.shape
     index_dtype = np.int32 if pm.size < 2**31 - 1 else np.int64
     offsets = [(index_dtype(o), w) for o, w in _offsets(shape)]
-    open_ = pm.ravel().copy()  # phase voxels not yet settled
+    open_ = pm.ravel()  # phase voxels not yet settled (pm is a fresh array: modified in place)
     dist = np.full(pm.size, np.inf, np.float32)
-    stamp = np.zeros(pm.size, index_dtype)  # scratch for de-duplication without hashing
     n0 = m.shape[0]
     outlet = (np.flatnonzero(pm[n0]) + n0 * shape[1] * shape[2]).astype(index_dtype)
     dist[outlet] = 0.0
@@ -115,9 +114,10 @@ def geodesic_distance_to_outlet(mask: np.ndarray, axis: int = 0) -> np.ndarray:
         act = pending[now]
         pending = pending[keep & (fl > k)]
         if act.size:
-            order = np.arange(act.size, dtype=index_dtype)
-            stamp[act] = order
-            act = act[stamp[act] == order]
+            # de-duplicate by sorting (no volume-sized scratch array: memory stays ~6x the volume)
+            act.sort()
+            if act.size > 1:
+                act = act[np.concatenate(([True], act[1:] != act[:-1]))]
             # Every step is >= 1, so nothing still to come can shorten a path of this bucket.
             open_[act] = False
             da = dist[act]
