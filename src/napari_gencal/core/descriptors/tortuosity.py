@@ -95,44 +95,44 @@ def geodesic_distance_to_outlet(mask: np.ndarray, axis: int = 0) -> np.ndarray:
     m = np.moveaxis(np.asarray(mask, dtype=bool), axis, 0)
     if m.ndim != 3:
         raise DescriptorError(f"geodesic distances need a 3D volume, got shape {mask.shape}")
-    pm = np.zeros(tuple(s + 2 for s in m.shape), bool)  # padding stops paths at the window
-    pm[1:-1, 1:-1, 1:-1] = m
-    shape = pm.shape
-    index_dtype = np.int32 if pm.size < 2**31 - 1 else np.int64
+    shape = tuple(s + 2 for s in m.shape)  # one voxel of padding stops paths at the window
+    # -1 outside the phase (and in the padding): no candidate is ever "better" there, so no
+    # separate mask is needed; settled voxels are protected the same way (their distance is
+    # smaller than any candidate of a later bucket).
+    dist = np.full(shape, -1.0, np.float32)
+    dist[1:-1, 1:-1, 1:-1][m] = np.inf
+    dist = dist.ravel()
+    index_dtype = np.int32 if dist.size < 2**31 - 1 else np.int64
     offsets = [(index_dtype(o), w) for o, w in _offsets(shape)]
-    open_ = pm.ravel()  # phase voxels not yet settled (pm is a fresh array: modified in place)
-    dist = np.full(pm.size, np.inf, np.float32)
     n0 = m.shape[0]
-    outlet = (np.flatnonzero(pm[n0]) + n0 * shape[1] * shape[2]).astype(index_dtype)
+    plane = np.zeros(shape[1:], bool)
+    plane[1:-1, 1:-1] = m[-1]
+    outlet = (np.flatnonzero(plane) + n0 * shape[1] * shape[2]).astype(index_dtype)
     dist[outlet] = 0.0
     pending = outlet  # voxels whose distance dropped and that are not settled yet
     k = 0
     while pending.size:
         fl = np.floor(dist[pending])
-        keep = open_[pending]
-        now = keep & (fl == k)
-        act = pending[now]
-        pending = pending[keep & (fl > k)]
+        act = pending[fl == k]
+        pending = pending[fl > k]
         if act.size:
-            # de-duplicate by sorting (no volume-sized scratch array: memory stays ~6x the volume)
+            # de-duplicate by sorting (no volume-sized scratch array)
             act.sort()
             if act.size > 1:
                 act = act[np.concatenate(([True], act[1:] != act[:-1]))]
             # Every step is >= 1, so nothing still to come can shorten a path of this bucket.
-            open_[act] = False
             da = dist[act]
             updated = [pending]
             for off, w in offsets:
                 nb = act + off  # unique within one offset: plain assignment is safe
-                ok = open_[nb]
-                nb = nb[ok]
-                cand = da[ok] + w
+                cand = da + w
                 better = cand < dist[nb]
                 nb = nb[better]
                 dist[nb] = cand[better]
                 updated.append(nb)
             pending = np.concatenate(updated)
         k += 1
+    dist[dist < 0] = np.inf
     out = dist.reshape(shape)[1:-1, 1:-1, 1:-1]
     return np.moveaxis(out, 0, axis)
 
