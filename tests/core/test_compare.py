@@ -166,3 +166,19 @@ def test_cli_compare(tmp_path, capsys):
     assert "mean chord" in capsys.readouterr().out
     assert rep.exists() and (tmp_path / "t.csv").exists()
     assert main(["compare", str(a), str(b), "--report", str(rep)]) == 2  # no overwrite
+
+
+def test_cli_compare_with_model_file(tmp_path, capsys):
+    import tifffile
+
+    from napari_gencal.cli import main
+
+    model_mod = pytest.importorskip("napari_gencal.core.model")
+    model = model_mod.ExcursionModel.default(m=4, fractions=(0.4, 0.4, 0.2), phase_map=PM)
+    mpath = tmp_path / "m.gencal.json"
+    model.save(mpath)
+    a = tmp_path / "a.tif"
+    tifffile.imwrite(a, structure((1, 40, 40), 7)[0])
+    assert main(["compare", str(a), str(mpath), "--n", "2", "--include", "volume_fraction"]) == 0
+    out = capsys.readouterr().out
+    assert "volume fraction" in out and "planar sections" in out
