@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from scipy.ndimage import gaussian_filter
 
 from napari_gencal.cli import main
@@ -22,6 +23,16 @@ from napari_gencal.core.model import ExcursionModel
 from napari_gencal.core.phases import PhaseMap
 
 PM3 = PhaseMap((0, 1, 2))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: on a shared, oversubscribed machine OpenMP spinning makes the tiny ops
+    here 10–100× slower with two threads; results do not depend on the thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def stretched_volume(b: float, seed: int, shape=(64, 64, 64)) -> np.ndarray:
