@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--image", default=str(DATA))
     ap.add_argument("--minutes", type=float, default=None, help="budget (default: widget's)")
-    ap.add_argument("--shape", type=int, default=128)
+    ap.add_argument("--shape", default="128", help="edge, or z,y,x of the generated volume")
     ap.add_argument("--screenshot", default=None, help="save a window screenshot at the end")
     ap.add_argument("--save-model", default=None, help="write the calibrated model here")
     ap.add_argument("--model", default=None, help="skip calibration: load this model file")
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     (layer,) = viewer.open(args.image, plugin="napari-gencal")
     t_open = time.perf_counter() - t0
     cal = CalibrationWidget(viewer)
-    viewer.window.add_dock_widget(cal, name="Calibrate")
+    cal_dock = viewer.window.add_dock_widget(cal, name="Calibrate")
     cal.layer_combo.set_layer(layer.name)
     if args.minutes is not None:
         cal.minutes.setValue(args.minutes)
@@ -78,13 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     t_cal = time.perf_counter() - t1
 
     gen = GeneratorWidget(viewer)
-    viewer.window.add_dock_widget(gen, name="Generate")
+    gen_dock = viewer.window.add_dock_widget(gen, name="Generate")
     gen._timer.stop()
     if args.model is not None:
         gen.load_model(args.model)
         gen._timer.stop()
-    for s in gen.shape:
-        s.setValue(args.shape)
+    shape = [int(v) for v in str(args.shape).split(",")]
+    shape = shape * 3 if len(shape) == 1 else shape
+    for s, n in zip(gen.shape, shape, strict=True):
+        s.setValue(n)
     t2 = time.perf_counter()
     gen.generate()
     while gen.last_layer is None:
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         from napari_gencal._widgets import CompareWidget
 
         cmp = CompareWidget(viewer)
+        for dock in (cal_dock, gen_dock):  # leave the Compare widget alone in the dock area
+            viewer.window.remove_dock_widget(dock)
         viewer.window.add_dock_widget(cmp, name="Compare")
         for ly in list(viewer.layers):
             if ly.name.endswith("preview"):
@@ -126,14 +130,18 @@ def main(argv: list[str] | None = None) -> int:
         result["compare_s"] = round(time.perf_counter() - t3, 1)
         result["compare_message"] = cmp.message.text()
         cmp.grid_button.setChecked(True)
-        viewer.dims.set_point(0, args.shape // 2)
+        viewer.dims.set_point(0, shape[0] // 2)
+        for _ in range(10):
+            app.processEvents()
+            time.sleep(0.05)
         viewer.reset_view()
+    if args.screenshot:
+        viewer.window._qt_window.resize(1500, 900)
         for _ in range(20):
             app.processEvents()
             time.sleep(0.05)
-    if args.screenshot:
-        viewer.window._qt_window.resize(1600, 1000)
-        for _ in range(20):
+        viewer.reset_view()
+        for _ in range(10):
             app.processEvents()
             time.sleep(0.05)
         viewer.screenshot(args.screenshot, canvas_only=False, flash=False)

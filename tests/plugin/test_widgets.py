@@ -66,7 +66,7 @@ def _tiny_calibration(w, algorithm=1, epochs=2):
 @needs_gl
 def test_viewer_opens_labels_with_plugin_and_greyscale_with_napari(viewer, tmp_path):
     vol = np.array([0, 128, 255], np.uint8)[np.random.default_rng(0).integers(0, 3, (3, 8, 8))]
-    tifffile.imwrite(tmp_path / "seg.tif", vol)
+    tifffile.imwrite(tmp_path / "seg.tif", vol, photometric="minisblack")
     tifffile.imwrite(tmp_path / "grey.tif", np.random.default_rng(1).random((8, 8), np.float32))
     (seg,) = viewer.open(tmp_path / "seg.tif", plugin="napari-gencal")
     assert seg._type_string == "labels"

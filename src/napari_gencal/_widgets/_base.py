@@ -193,7 +193,7 @@ class GencalWidget(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
         self.form_layout = QVBoxLayout()
-        outer.addLayout(self.form_layout)
+        outer.addLayout(self.form_layout, 1)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

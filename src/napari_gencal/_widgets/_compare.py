@@ -64,9 +64,12 @@ def comparison_rows(comp: Any) -> list[tuple[str, Any, Any, float | None]]:
     """``(descriptor, data, model, relative error)`` rows of a core ``Comparison``."""
     out = []
     for row in comp.rows:
-        label = f"{row.get('name', row.get('phase'))}: {row['descriptor']}"
-        if row.get("direction"):
-            label += f" {row['direction']}"
+        if "phase_name" in row:  # "name" is already the full row label ("SE: mean chord z")
+            label = str(row["name"])
+        else:
+            label = f"{row.get('name', row.get('phase'))}: {row['descriptor']}"
+            if row.get("direction"):
+                label += f" {row['direction']}"
         if row.get("unit"):
             label += f" [{row['unit']}]"
         out.append((label, row.get("data"), row.get("model"), row.get("rel_error")))
@@ -118,8 +121,8 @@ class CompareWidget(GencalWidget):
         self.table.setHorizontalHeaderLabels(["descriptor", "data", "model", "rel. error"])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
-        self.table.setMinimumHeight(160)
-        self.form_layout.addWidget(self.table)
+        self.table.setMinimumHeight(300)
+        self.form_layout.addWidget(self.table, 1)
         self.canvas = ThemedCanvas(napari_viewer, nrows=1, ncols=2, height=2.4)
         self.form_layout.addWidget(self.canvas)
 

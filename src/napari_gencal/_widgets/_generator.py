@@ -72,30 +72,28 @@ def generate_job(model: Any, shape: tuple[int, ...], seed: int, device: str) -> 
 
 
 class _Slider(QWidget):
-    """A labelled float slider (superqt), log-scaled when asked, emitting ``changed``."""
+    """A float slider (superqt) with a value label, log-scaled when asked; ``valueChanged``."""
 
     def __init__(self, lo: float, hi: float, log: bool, parent=None):
-        from superqt import QLabeledDoubleSlider
+        from superqt import QDoubleSlider
 
         super().__init__(parent)
         self.log = log
         self.lo, self.hi = lo, hi
-        self.slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.slider = QDoubleSlider(Qt.Orientation.Horizontal)
         if log:
             self.slider.setRange(math.log10(lo), math.log10(hi))
         else:
             self.slider.setRange(lo, hi)
-        self.slider.setDecimals(3)
         self.value_label = QLabel()
-        self.value_label.setMinimumWidth(48)
-        lay = hbox(self.slider, self.value_label) if log else hbox(self.slider)
-        self.setLayout(lay)
+        self.value_label.setMinimumWidth(52)
+        self.setLayout(hbox(self.slider, self.value_label))
         self.valueChanged = self.slider.valueChanged
         self.slider.valueChanged.connect(self._show)
+        self._show()
 
     def _show(self, *_: Any) -> None:
-        if self.log:
-            self.value_label.setText(f"{self.value():.3g}")
+        self.value_label.setText(f"{self.value():.4g}")
 
     def value(self) -> float:
         v = float(self.slider.value())
