@@ -62,6 +62,11 @@ def test_load_rejects_foreign_files(tmp_path):
     with pytest.raises(ValueError, match="JSON"):
         ExcursionModel.load(p)
     d = _random_model().to_dict()
+    del d["sigma1"]
+    p.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match="lacks"):
+        ExcursionModel.load(p)
+    d = _random_model().to_dict()
     d["format_version"] = 99
     p.write_text(json.dumps(d))
     with pytest.raises(ValueError, match="version"):

@@ -86,6 +86,7 @@ def generate_fields(
     device: str | torch.device = "cpu",
     periodic: bool = False,
     precision: str = "double",
+    spectra_cache: dict | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The fields ``Z1, Z2`` on a 3D block ``[origin, origin + shape)`` of the global lattice.
 
@@ -129,8 +130,16 @@ def generate_fields(
     crop = tuple(slice(2 * r, 2 * r + s) for r, s in zip(radii, shape, strict=True))
 
     def kfft(name: str) -> torch.Tensor:
+        key = (name, fft_shape, periodic, dtype, str(dev))
+        if spectra_cache is not None and key in spectra_cache:
+            return spectra_cache[key]
         k = model.kernel3d(name, dtype=dtype, device=dev)
-        return _kernel_fft(k, fft_shape, centred=periodic)
+        kf = _kernel_fft(k, fft_shape, centred=periodic)
+        if spectra_cache is not None:
+            if any(kk[1] != fft_shape for kk in spectra_cache):
+                spectra_cache.clear()  # hold one FFT shape at a time (bounded memory)
+            spectra_cache[key] = kf
+        return kf
 
     def field(kf: torch.Tensor, name: str, copy: int = 0) -> torch.Tensor:
         w = block_noise(
@@ -186,18 +195,19 @@ def generate_block(
     seed: int = 0,
     device: str | torch.device = "auto",
     precision: str = "double",
+    spectra_cache: dict | None = None,
 ) -> np.ndarray:
     """Phase indices (0..k−1, uint8) of the block ``[origin, origin + shape)`` of the realization.
 
     The block is computed from noise on the block plus a halo of the kernel radius, keyed by global
     position, so stitching blocks reproduces :func:`generate` of the whole volume (non-periodic).
+    ``spectra_cache`` (a dict, reused across calls for one model) keeps the kernel spectra of the
+    last FFT shape, so equal-sized chunks do not recompute them.
     """
     seed = _check_seed(seed)
     if len(tuple(shape)) != 3 or len(tuple(origin)) != 3:
         raise ValueError("generate_block works on 3D blocks: give origin and shape as (z, y, x)")
-    Z1, Z2 = generate_fields(
-        model, origin, shape, seed, device, periodic=False, precision=precision
-    )
+    Z1, Z2 = generate_fields(model, origin, shape, seed, device, False, precision, spectra_cache)
     return _phase_indices(model, Z1, Z2)
 
 
@@ -273,9 +283,11 @@ def generate(
         if two_d:
             ch = (1, *((int(chunks),) * 2 if np.isscalar(chunks) else tuple(chunks)))  # type: ignore[arg-type]
         idx = np.empty(sh3, dtype=np.uint8)
-        for o, s in iter_chunks(sh3, ch):
+        cache: dict = {}
+        # Equal-shaped chunks one after another: the cache holds one shape's spectra at a time.
+        for o, s in sorted(iter_chunks(sh3, ch), key=lambda c: c[1]):
             idx[tuple(slice(a, a + b) for a, b in zip(o, s, strict=True))] = generate_block(
-                model, o, s, seed, device, precision
+                model, o, s, seed, device, precision, cache
             )
     if two_d:
         idx = idx[0]

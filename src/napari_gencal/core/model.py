@@ -283,6 +283,11 @@ class ExcursionModel:
                 f"model format version {ver!r} is not supported by this napari-gencal (reads "
                 f"version {MODEL_FORMAT_VERSION}); update napari-gencal"
             )
+        missing = [
+            k for k in ("kernels", "sigma1", "sigma2", "a", "lambda1", "lambda2", "m") if k not in d
+        ]
+        if missing:
+            raise ValueError(f"the model file lacks {missing}; it is incomplete or damaged")
         pm = d.get("phase_map")
         vs = d.get("voxel_size")
         kind = d.get("kind", "high")
