@@ -163,3 +163,32 @@ def test_model_file_opens_as_generator_preset(tmp_path, monkeypatch):
     assert kw["metadata"]["gencal"]["phase_map"] == [0, 85, 170]
     assert "cathode" in session and session.get("cathode").info["path"] == str(path)
     session.clear()
+
+
+def test_preferences_are_declared_and_have_defaults():
+    from npe2 import PluginManifest
+
+    from napari_gencal._widgets._prefs import DEFAULTS, get_prefs
+
+    mf = PluginManifest.from_distribution("napari-gencal")
+    props = mf.contributions.configurations["defaults"].properties
+    assert set(props) == {"default_device", "default_seed", "max_voxels"}
+    assert props["max_voxels"].default == DEFAULTS.max_voxels
+    p = get_prefs()
+    assert p.default_device in ("auto", "cpu", "cuda") and p.max_voxels > 0
+
+
+def test_edited_model_applies_sliders_and_family_parameters():
+    from napari_gencal._widgets._generator import edited_model
+    from napari_gencal.core.model import ExcursionModel
+
+    base = ExcursionModel.default(kind="low", m=4)
+    kernels = {n: dict(p) for n, p in base.kernels.items()}
+    first = next(iter(kernels["X1"]))
+    kernels["X1"][first] = float(kernels["X1"][first]) * 1.1
+    m = edited_model(base, {"sigma1": 2.5, "a": 0.2, "anisotropy": 1.5}, kernels)
+    assert (m.sigma1, m.a, m.anisotropy) == (2.5, 0.2, 1.5)
+    assert m.kernels["X1"][first] == pytest.approx(kernels["X1"][first])
+    assert base.sigma1 != 2.5  # the session's model is untouched
+    with pytest.raises(ValueError):
+        edited_model(base, {"a": 1.5}, None)

@@ -103,6 +103,20 @@ def test_tppf_widget_computes_overlays_and_exports(viewer, qtbot, tmp_path):
     assert len(written) == 2 and all(open(p).read() for p in written)
 
 
+def test_tppf_widget_3d_volume_and_slices(viewer, qtbot):
+    from napari_gencal._widgets import TPPFWidget
+
+    _add_three_phase(viewer, (16, 20, 20), "vol")
+    w = TPPFWidget(viewer)
+    w.r_max.setValue(4)
+    for axis in ("3D", "z"):
+        w.axis.setCurrentText(axis)
+        assert w.run() is not None
+        _wait_done(qtbot, w)
+        res, (r, curves, names) = w.results["vol"]
+        assert curves.shape == (3, 3, 5) and len(names) == 3
+
+
 def test_no_layers_gives_a_message(viewer):
     from napari_gencal._widgets import CalibrationWidget, CompareWidget, TPPFWidget
 
