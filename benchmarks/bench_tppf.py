@@ -123,7 +123,7 @@ def bench_sections(repeat: int) -> None:
     def bare():
         torch.fft.rfftn(xd, s=(n, n), dim=(2, 3))
 
-    rep = max(10, repeat)  # cheap calls: more repeats make the best-of robust to a busy machine
+    rep = max(20, repeat)  # cheap calls: more repeats make the best-of robust to a busy machine
     t_bare = best_of(bare, rep)
     t_fwd = best_of(fwd, rep)
     t_fg = best_of(fwd_grad, rep)

@@ -213,7 +213,8 @@ def _gram_spectra(x: torch.Tensor, ii: list[int], jj: list[int], ns: Sequence[in
     chunk = max(1, min(B, _CHUNK_BYTES // max(per_item, 1)))
     acc = None
     for start in range(0, B, chunk):
-        F = torch.fft.rfftn(x[start : start + chunk], s=tuple(ns), dim=dims)
+        # A contiguous copy is cheap and keeps the FFT on its unit-stride path.
+        F = torch.fft.rfftn(x[start : start + chunk].contiguous(), s=tuple(ns), dim=dims)
         # Elementwise products summed over the batch (a batched k×k matmul per frequency is
         # far slower on CPU: tiny complex matrices, tens of thousands of them).
         part = torch.stack([(F[:, i].conj() * F[:, j]).sum(0) for i, j in zip(ii, jj, strict=True)])
@@ -293,7 +294,7 @@ def _upper_lattice(
     fi, fj = pair_indices(kf)
     if mean_batch and B == 1:
         # One image or volume: one spectrum per phase, then one pair spectrum at a time.
-        F = torch.fft.rfftn(x[0, :kf], s=tuple(ns), dim=tuple(range(1, 1 + d)))
+        F = torch.fft.rfftn(x[0, :kf].contiguous(), s=tuple(ns), dim=tuple(range(1, 1 + d)))
         cf = torch.stack(
             [_inverse_window(F[i].conj() * F[j], ns, L) for i, j in zip(fi, fj, strict=True)], 0
         )
@@ -306,7 +307,7 @@ def _upper_lattice(
             cf = torch.stack([_inverse_window(G[p], ns, L) for p in range(len(fi))], 0)
         cf = cf / count
     else:
-        F = torch.fft.rfftn(x[:, :kf], s=tuple(ns), dim=tuple(range(2, 2 + d)))
+        F = torch.fft.rfftn(x[:, :kf].contiguous(), s=tuple(ns), dim=tuple(range(2, 2 + d)))
         cf = torch.stack(
             [_inverse_window(F[:, i].conj() * F[:, j], ns, L) for i, j in zip(fi, fj, strict=True)],
             1,
