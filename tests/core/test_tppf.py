@@ -458,3 +458,19 @@ def test_cli_writes_csv_and_plot_and_refuses_overwrite(tmp_path, capsys):
     assert out.read_bytes() == before
     assert main(args + ["--overwrite", "--rmax", "4", "--quiet"]) == 0
     assert len(out.read_text().splitlines()) == 1 + 5
+
+
+def test_shape_inference_and_batch_chunking(monkeypatch):
+    import napari_gencal.core.tppf as tppf_mod
+
+    rng = np.random.default_rng(16)
+    vol = torch.tensor(_one_hot_np(rng.integers(0, 3, (6, 7, 8)), 3))
+    # (k, Z, Y, X): phases sum to one over axis 0, so it is one volume, same as (1, k, Z, Y, X).
+    np.testing.assert_allclose(radial_tppf(vol, 2).numpy(), radial_tppf(vol[None], 2).numpy())
+    batch = torch.tensor(_one_hot_np(rng.integers(0, 3, (5, 12, 13)), 3)).movedim(1, 0)
+    whole = radial_tppf(batch, 3).numpy()
+    # A tiny memory budget forces one section per FFT chunk: the batch mean must not change.
+    monkeypatch.setattr(tppf_mod, "_CHUNK_BYTES", 1)
+    np.testing.assert_allclose(radial_tppf(batch, 3).numpy(), whole, atol=1e-12)
+    per_section = np.mean([radial_tppf(batch[b], 3).numpy() for b in range(5)], axis=0)
+    np.testing.assert_allclose(whole, per_section, atol=1e-12)
