@@ -172,6 +172,21 @@ def test_calibration_runs_to_a_model(viewer, qtbot, tmp_path):
     assert "exists" in w.message.text()
 
 
+def test_calibration_on_a_3d_stack_fits_b(viewer, qtbot):
+    from napari_gencal._widgets import CalibrationWidget
+
+    _add_three_phase(viewer, (12, 40, 40), "stack")
+    w = CalibrationWidget(viewer)
+    _tiny_calibration(w, algorithm=1, epochs=1)
+    w.axis.setCurrentText("z")
+    w.fit_b.setChecked(True)
+    assert w.run() is not None
+    _wait_done(qtbot, w)
+    qtbot.waitUntil(lambda: w.run_button.text() == "Run", timeout=TIMEOUT)
+    assert w.model is not None, w.message.text()
+    assert w.model.anisotropy > 0
+
+
 def test_calibration_cancel_keeps_best_model(viewer, qtbot):
     from napari_gencal._widgets import CalibrationWidget
 
@@ -315,6 +330,13 @@ def test_compare_side_by_side_and_table(viewer, qtbot, tmp_path):
     assert w.result is not None, w.message.text()
     assert w.table.rowCount() >= 3 * 5  # V_V, S_V, 3 mean chords per phase
     assert len(w.canvas.axes[1].lines) >= 12  # 6 pair curves, data and model
+    n_rows = w.table.rowCount()
+    w.full_3d.setChecked(True)  # two 3D layers: tortuosity and constrictivity rows too
+    w.result = None
+    assert w.run() is not None
+    _wait_done(qtbot, w)
+    qtbot.waitUntil(lambda: w.result is not None or "could" in w.message.text(), timeout=TIMEOUT)
+    assert w.table.rowCount() > n_rows, w.message.text()
     out = w.export_report(str(tmp_path / "report" / "report.md"))
     assert out is not None, w.message.text()
     assert (tmp_path / "report" / "report.md").read_text().count("|") > 10
