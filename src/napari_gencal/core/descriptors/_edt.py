@@ -25,20 +25,23 @@ def squared_edt(mask: np.ndarray, cap: int) -> np.ndarray:
 
     Returns
     -------
-    ndarray of int16
+    ndarray of uint8 (cap <= 11) or int16
         Exact squared Euclidean distances where they are ``< cap²``.
     """
     cap = int(min(max(1, cap), MAX_CAP))
     big = cap * cap
+    # Small caps (dilations by small balls) fit in uint8: half the memory traffic of int16.
+    dt = np.dtype(np.uint8) if 2 * big <= 255 else np.dtype(np.int16)
     m = np.asarray(mask, dtype=bool)
     # Pass 1, first axis: 1D distance to the nearest background voxel by two sweeps.
-    g = np.where(m, np.int16(cap), np.int16(0)).astype(np.int16)
-    one = np.int16(1)
+    g = m.astype(dt)
+    g *= dt.type(cap)
+    one = dt.type(1)
     for i in range(1, g.shape[0]):
         np.minimum(g[i], g[i - 1] + one, out=g[i])
     for i in range(g.shape[0] - 2, -1, -1):
         np.minimum(g[i], g[i + 1] + one, out=g[i])
-    np.minimum(g, np.int16(cap), out=g)
+    np.minimum(g, dt.type(cap), out=g)
     g *= g
     # Passes along the other axes: h(i) = min_k g(i + k) + k², k² < cap² (lower envelope). They
     # never mix slices of the first axis, so they run slab by slab in place (bounded scratch).
@@ -47,7 +50,7 @@ def squared_edt(mask: np.ndarray, cap: int) -> np.ndarray:
         block = g[z0 : z0 + slab]
         for axis in (1, 2)[: g.ndim - 1]:
             _envelope(block, axis, big)
-    np.minimum(g, np.int16(big), out=g)
+    np.minimum(g, dt.type(big), out=g)
     return g
 
 
@@ -59,9 +62,9 @@ def _envelope(g: np.ndarray, axis: int, big: int) -> None:
     tmp_shape = list(g.shape)
     k = 1
     while k < n and k * k < min(top, big):
-        kk = np.int16(k * k)
+        kk = g.dtype.type(k * k)
         tmp_shape[axis] = n - k
-        tmp = np.empty(tmp_shape, np.int16)
+        tmp = np.empty(tmp_shape, g.dtype)
         lo = [slice(None)] * g.ndim
         hi = [slice(None)] * g.ndim
         lo[axis], hi[axis] = slice(k, n), slice(0, n - k)

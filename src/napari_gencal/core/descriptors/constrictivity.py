@@ -124,31 +124,52 @@ def _intruded(mask: np.ndarray, dt2: np.ndarray, r: float, axis: int) -> int:
 
 
 def _intruded_all(
-    mask: np.ndarray, dt2: np.ndarray, r: float, axes: Sequence[int]
+    mask: np.ndarray,
+    dt2: np.ndarray,
+    r: float,
+    axes: Sequence[int],
+    opened: Callable[[float], int] | None = None,
 ) -> dict[int, int]:
-    """Intruded phase voxels at radius ``r`` from the inlet plane of each axis."""
+    """Intruded phase voxels at radius ``r`` from the inlet plane of each axis.
+
+    Dilations are shared: axes whose inlets touch the same clusters reuse one dilation, and when
+    every cluster touches the inlet the intrusion equals the opening (``opened(r)``, cached by the
+    caller for the pore-size distribution).
+    """
     seeds = dt2 > r * r
     lab, n = ndi.label(seeds)  # face connectivity: a ball slides through face-adjacent centres
     del seeds
     kept: dict[int, np.ndarray | None] = {}
+    signature: dict[int, bytes] = {}
+    full = set()
     for axis in axes:
         inlet_labels = np.unique(np.take(lab, 0, axis=axis))
         inlet_labels = inlet_labels[inlet_labels > 0]
+        signature[axis] = inlet_labels.tobytes()
         if n == 0 or inlet_labels.size == 0:
             kept[axis] = None
-            continue
-        keep = np.zeros(n + 1, bool)
-        keep[inlet_labels] = True
-        kept[axis] = np.packbits(keep[lab])  # 1 bit per voxel while the label image is alive
+        elif inlet_labels.size == n and opened is not None:
+            full.add(axis)
+        elif signature[axis] not in [signature[a] for a in kept if kept[a] is not None]:
+            keep = np.zeros(n + 1, bool)
+            keep[inlet_labels] = True
+            kept[axis] = np.packbits(keep[lab])  # 1 bit per voxel while the label image lives
     shape = lab.shape
     del lab
-    out = {}
-    for axis, packed in kept.items():
-        if packed is None:
+    out: dict[int, int] = {}
+    for axis in axes:
+        if axis in full:
+            out[axis] = opened(r)  # type: ignore[misc]
+        elif axis in kept and kept[axis] is None:
             out[axis] = 0
-            continue
-        centres = np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).view(bool)
-        out[axis] = int(np.count_nonzero(dilate_ball(centres, r) & mask))
+        elif axis in kept:
+            packed = kept[axis]
+            centres = np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).view(bool)
+            out[axis] = int(np.count_nonzero(dilate_ball(centres, r) & mask))
+    for axis in axes:  # axes that share an inlet cluster set with an earlier one
+        if axis not in out:
+            twin = next(a for a in out if signature[a] == signature[axis])
+            out[axis] = out[twin]
     return out
 
 
@@ -208,9 +229,19 @@ def constrictivity(
     dt2 = squared_edt(mask, MAX_CAP)
     radii = _grid(dt2, radius_step)
 
+    opened_cache: dict[float, int] = {}
+
+    def opened(r: float) -> int:
+        """Phase voxels covered by the opening with the ball of radius r (cached)."""
+        if r not in opened_cache:
+            seeds = dt2 > r * r
+            opened_cache[r] = (
+                int(np.count_nonzero(dilate_ball(seeds, r) & mask)) if seeds.any() else 0
+            )
+        return opened_cache[r]
+
     def cpsd(r: float) -> float:
-        seeds = dt2 > r * r
-        return np.count_nonzero(dilate_ball(seeds, r) & mask) / total if seeds.any() else 0.0
+        return opened(r) / total
 
     r_max = _median_radius(cpsd, radii, {})
     scale = h or 1.0
@@ -220,7 +251,7 @@ def constrictivity(
 
     def mip(r: float, ax: int) -> float:
         if r not in mip_cache:
-            mip_cache[r] = _intruded_all(mask, dt2, r, axes)
+            mip_cache[r] = _intruded_all(mask, dt2, r, axes, opened)
         return mip_cache[r][ax] / total
 
     results = []
