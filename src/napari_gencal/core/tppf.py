@@ -217,7 +217,10 @@ def _gram_spectra(x: torch.Tensor, ii: list[int], jj: list[int], ns: Sequence[in
         F = torch.fft.rfftn(x[start : start + chunk].contiguous(), s=tuple(ns), dim=dims)
         # Elementwise products summed over the batch (a batched k×k matmul per frequency is
         # far slower on CPU: tiny complex matrices, tens of thousands of them).
-        part = torch.stack([(F[:, i].conj() * F[:, j]).sum(0) for i, j in zip(ii, jj, strict=True)])
+        # unbind once: indexing F per pair would make autograd build a full-size zero tensor per
+        # use in the backward pass (it dominated the backward time).
+        Fp = F.unbind(1)
+        part = torch.stack([(Fp[i].conj() * Fp[j]).sum(0) for i, j in zip(ii, jj, strict=True)])
         acc = part if acc is None else acc + part
     return acc / B
 
@@ -295,8 +298,9 @@ def _upper_lattice(
     if mean_batch and B == 1:
         # One image or volume: one spectrum per phase, then one pair spectrum at a time.
         F = torch.fft.rfftn(x[0, :kf].contiguous(), s=tuple(ns), dim=tuple(range(1, 1 + d)))
+        Fp = F.unbind(0)
         cf = torch.stack(
-            [_inverse_window(F[i].conj() * F[j], ns, L) for i, j in zip(fi, fj, strict=True)], 0
+            [_inverse_window(Fp[i].conj() * Fp[j], ns, L) for i, j in zip(fi, fj, strict=True)], 0
         )
         cf = cf / count
     elif mean_batch:
@@ -308,8 +312,9 @@ def _upper_lattice(
         cf = cf / count
     else:
         F = torch.fft.rfftn(x[:, :kf].contiguous(), s=tuple(ns), dim=tuple(range(2, 2 + d)))
+        Fp = F.unbind(1)
         cf = torch.stack(
-            [_inverse_window(F[:, i].conj() * F[:, j], ns, L) for i, j in zip(fi, fj, strict=True)],
+            [_inverse_window(Fp[i].conj() * Fp[j], ns, L) for i, j in zip(fi, fj, strict=True)],
             1,
         )
         cf = cf / count
@@ -555,13 +560,11 @@ def directional_tppf(indicators: Any, r_max: int, *, dim: int | None = None) -> 
     out = []
     for a in range(d):
         n = _fft_len(shape[a] + r_max)
-        F = torch.fft.rfft(x, n=n, dim=2 + a)  # (B, k, ..., f, ...)
-        # Σ over batch and every line along the axis of conj(F_i)·F_j: a k×k Gram matrix per
-        # frequency (batched matmul), then one short inverse per pair.
+        Fp = torch.fft.rfft(x, n=n, dim=2 + a).unbind(1)  # k × (B, ..., f, ...)
+        # Σ over batch and every line along the axis of conj(F_i)·F_j, then one short inverse
+        # per pair.
         other = [0] + [1 + b for b in range(d) if b != a]  # batch and the other axes
-        G = torch.stack(
-            [(F[:, i].conj() * F[:, j]).sum(other) for i, j in zip(ii, jj, strict=True)]
-        )
+        G = torch.stack([(Fp[i].conj() * Fp[j]).sum(other) for i, j in zip(ii, jj, strict=True)])
         g = torch.fft.irfft(G, n=n, dim=-1)  # (P, n)
         pos = g[:, : r_max + 1]
         neg = torch.cat([g[:, :1], g[:, n - r_max :].flip(-1)], 1) if r_max > 0 else g[:, :1]
