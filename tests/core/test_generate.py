@@ -275,3 +275,29 @@ def test_fields_equal_an_independent_moving_average(model):
     Z1, Z2 = generate_fields(m, origin, shape, seed, "cpu")
     torch.testing.assert_close(Z1, z1, rtol=0, atol=1e-10)
     torch.testing.assert_close(Z2, z2, rtol=0, atol=1e-10)
+
+
+def test_periodic_fields_equal_a_circular_moving_average(model):
+    from napari_gencal.core.fields import block_noise, moving_average
+    from napari_gencal.core.generate import field_stream, generate_fields
+
+    m = model.copy(n_phases=2, n_chi2=1, a=0.3)
+    shape, seed = (11, 12, 13), 2
+    Z1, Z2 = generate_fields(m, (0, 0, 0), shape, seed, "cpu", periodic=True)
+    assert Z2 is None
+
+    def fld(name):
+        w = block_noise(seed, shape, stream=field_stream(name))
+        return moving_average(w, m.kernel3d(name), periodic=True)
+
+    z1 = m.sigma1 * fld("X1") + (math.sqrt(0.7) * fld("eps_X") + math.sqrt(0.3) * fld("eps_Z")) ** 2
+    torch.testing.assert_close(Z1, z1, rtol=0, atol=1e-10)
+
+
+def test_low_parametric_sections_are_differentiable():
+    low = ExcursionModel.default(kind="low", m=5)
+    mod = ExcursionModule.from_model(low)
+    ind = sample_sections(mod, 2, 24, generator=torch.Generator().manual_seed(1))
+    ind[:, 1].mean().backward()  # phase 2 depends on all five kernels (phase 1 not on X2, eps_Y)
+    for n, p in mod.cov.items():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, n
