@@ -111,24 +111,26 @@ def geodesic_distance_to_outlet(mask: np.ndarray, axis: int = 0) -> np.ndarray:
     dist[outlet] = 0.0
     pending = outlet  # voxels whose distance dropped and that are not settled yet
     k = 0
+    # np.take / np.compress / np.put instead of fancy and boolean indexing: several times faster
+    # on these 1D gathers (numpy's fast paths), same results.
     while pending.size:
-        fl = np.floor(dist[pending])
-        act = pending[fl == k]
-        pending = pending[fl > k]
+        fl = np.floor(np.take(dist, pending))
+        act = np.compress(fl == k, pending)
+        pending = np.compress(fl > k, pending)
         if act.size:
             # de-duplicate by sorting (no volume-sized scratch array)
             act.sort()
             if act.size > 1:
-                act = act[np.concatenate(([True], act[1:] != act[:-1]))]
+                act = np.compress(np.concatenate(([True], act[1:] != act[:-1])), act)
             # Every step is >= 1, so nothing still to come can shorten a path of this bucket.
-            da = dist[act]
+            da = np.take(dist, act)
             updated = [pending]
             for off, w in offsets:
                 nb = act + off  # unique within one offset: plain assignment is safe
                 cand = da + w
-                better = cand < dist[nb]
-                nb = nb[better]
-                dist[nb] = cand[better]
+                better = cand < np.take(dist, nb)
+                nb = np.compress(better, nb)
+                np.put(dist, nb, np.compress(better, cand))
                 updated.append(nb)
             pending = np.concatenate(updated)
         k += 1
