@@ -352,3 +352,15 @@ def test_calibrate_convenience_with_labels_and_callback(data):
         model = calibrate(labels, phases="10,20,30", config=tiny(max_epochs=10), progress=cb)
     assert model.phase_map.labels == (10, 20, 30)
     assert seen[-1] == 4 and model.metadata["calibration"]["stop_reason"] == "cancelled"
+
+
+def test_model_both_runs_high_then_low(data):
+    cal = Calibration(data, PM3, tiny(model="both"))
+    recs = list(cal.run())
+    stages = [r.stage for r in recs]
+    assert stages[0] == "high" and stages[-1] == "low" and recs[-1].stop_reason == "max_epochs"
+    assert [r.phase for r in recs if r.stage == "low"][0] == "pretrain-model"
+    assert cal.models["high"].kind == "high" and cal.models["low"].kind == "low"
+    low = cal.best_model
+    assert low.kind == "low" and "reduction" in low.metadata
+    assert low.metadata["calibration"]["stage"] == "low"

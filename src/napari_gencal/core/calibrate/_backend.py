@@ -105,7 +105,10 @@ def finish_model(
             else tuple(float(v) for v in voxel_size)
         )
     return model.copy(
-        phase_map=phase_map, voxel_size=vs, anisotropy=float(anisotropy), metadata=metadata
+        phase_map=phase_map,
+        voxel_size=vs,
+        anisotropy=float(anisotropy),
+        metadata={**model.metadata, **metadata},
     )
 
 

@@ -392,6 +392,7 @@ class Calibration:
         self.g_real = torch.Generator()
         self.g_real.manual_seed(stage_seed + 2)
         self.step = 0
+        self._stop_reason = None
         self.gamma: float | None = c.gamma
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_score: float | None = None

@@ -9,6 +9,8 @@ point: it is then recalibrated with Algorithm 3 (``CalibrationConfig(model="both
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..covariance import DEFAULT_FAMILY, fit_family, get_family, radial_covariance_of_kernel
@@ -41,13 +43,20 @@ def reduce_to_low(
     if model.kind == "low":
         return model
     fam = get_family(family)
+    # Shape exponents α < 1 make (r/a)^α non-differentiable at r = 0 (NaN gradients in the
+    # recalibration that follows), so the fit keeps them ≥ 1; the family itself is unchanged.
+    lower = tuple(
+        max(lo, 1.0) if name.startswith("alpha") else lo
+        for name, lo in zip(fam.param_names, fam.lower, strict=True)
+    )
+    fit_fam = dataclasses.replace(fam, lower=lower)
     iso = model.copy(anisotropy=1.0)
     kernels: dict[str, dict[str, float]] = {}
     rms: dict[str, float] = {}
     for name in KERNEL_NAMES:
         rho = radial_covariance_of_kernel(iso.kernel3d(name))
         r = np.arange(rho.size, dtype=float)
-        params = fit_family(r, rho, fam, n_starts=n_starts, seed=seed)
+        params = fit_family(r, rho, fit_fam, n_starts=n_starts, seed=seed)
         kernels[name] = params
         import torch
 
