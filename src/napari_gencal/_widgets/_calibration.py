@@ -46,6 +46,7 @@ MODELS = (
     ("low", "low-parametric (interpretable covariance family)"),
     ("both", "high, then reduce and refine low-parametric"),
 )
+PREVIEW_MIN = 128  # smallest side of the preview section
 EMIT_INTERVAL = 0.25  # seconds between progress messages from the worker (keeps the GUI fluid)
 
 
@@ -101,6 +102,9 @@ def calibration_job(
     if holder.get("cancelled"):
         cal.cancel()
     pm = data.phase_map
+    # the preview layer should be big enough to judge the structure; two sections also give the
+    # model's TPPF for the live plot
+    preview_size = max(int(cal.window), PREVIEW_MIN)
     yield {
         "kind": "data",
         "curves": _np(cal.data_curves),
@@ -138,7 +142,7 @@ def calibration_job(
         if rec.epoch and rec.epoch != last_preview and rec.epoch % max(1, preview_every) == 0:
             last_preview = rec.epoch
             model = cal.best_model
-            secs = generate_sections(model, 4, cal.window, seed=config.seed, device=config.device)
+            secs = generate_sections(model, 2, preview_size, seed=config.seed, device=config.device)
             yield {
                 "kind": "preview",
                 "section": np.asarray(secs[0]),
@@ -148,7 +152,7 @@ def calibration_job(
                 "epoch": rec.epoch,
             }
     model = cal.models.get("low" if config.model in ("low", "both") else "high", cal.best_model)
-    secs = generate_sections(model, 4, cal.window, seed=config.seed, device=config.device)
+    secs = generate_sections(model, 2, preview_size, seed=config.seed, device=config.device)
     yield {
         "kind": "preview",
         "section": np.asarray(secs[0]),
