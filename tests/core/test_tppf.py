@@ -474,3 +474,20 @@ def test_shape_inference_and_batch_chunking(monkeypatch):
     np.testing.assert_allclose(radial_tppf(batch, 3).numpy(), whole, atol=1e-12)
     per_section = np.mean([radial_tppf(batch[b], 3).numpy() for b in range(5)], axis=0)
     np.testing.assert_allclose(whole, per_section, atol=1e-12)
+
+
+def test_scipy_and_torch_fft_backends_agree(monkeypatch):
+    import napari_gencal.core.tppf as tppf_mod
+
+    rng = np.random.default_rng(17)
+    for shape, r in [((3, 30, 31), 6), ((3, 12, 13, 14), 3)]:
+        p = torch.tensor(rng.random(shape), dtype=torch.float32)
+        p = p / p.sum(0, keepdim=True)
+        monkeypatch.setattr(tppf_mod, "FFT_BACKEND", "auto")
+        a = (radial_tppf(p, r), lattice_tppf(p, r), directional_tppf(p, r))
+        monkeypatch.setattr(tppf_mod, "FFT_BACKEND", "torch")
+        b = (radial_tppf(p, r), lattice_tppf(p, r), directional_tppf(p, r))
+        for u, v in zip(a, b, strict=True):
+            assert u.dtype == v.dtype == torch.float32
+            # float32 FFTs of different libraries: agreement to a few ulps of O(1) sums.
+            np.testing.assert_allclose(u.numpy(), v.numpy(), atol=2e-6)
