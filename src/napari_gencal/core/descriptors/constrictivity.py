@@ -153,7 +153,8 @@ def _intruded_all(
         elif signature[axis] not in [signature[a] for a in kept if kept[a] is not None]:
             keep = np.zeros(n + 1, bool)
             keep[inlet_labels] = True
-            kept[axis] = np.packbits(keep.take(lab))  # 1 bit per voxel while labels live
+            kept[axis] = np.packbits(keep[lab])  # 1 bit per voxel while labels live (not np.take:
+            # it would cast the int32 labels to a 128 MB int64 copy)
     shape = lab.shape
     del lab
     out: dict[int, int] = {}
