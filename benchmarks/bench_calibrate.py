@@ -192,9 +192,12 @@ def bench_sofc(minutes: float) -> None:
 
 
 # ---------------------------------------------------------------------- electrode
-def bench_electrode(minutes: float) -> None:
-    img = read_labels(DATA / "electrode.tiff", phases="0,85,170")
-    img.phase_map = PhaseMap((0, 85, 170), ("pore", "NMC", "binder"))
+def bench_electrode(minutes: float, phases: str = "0,85,170") -> None:
+    names = {0: "pore", 85: "NMC", 170: "binder"}
+    labels = tuple(int(v) for v in phases.split(","))
+    img = read_labels(DATA / "electrode.tiff", phases=phases)
+    img.phase_map = PhaseMap(labels, tuple(names[v] for v in labels))
+    print(f"[electrode] phase order {labels} = {img.phase_map.names}", flush=True)
     data = prepare_data(img, axis="z")
     print(f"[electrode] Eq. 40 b from the stack: {data.anisotropy:.3f}", flush=True)
     cfg = CalibrationConfig.preset("quick", time_limit=60 * minutes, max_epochs=1000, patience=40)
@@ -329,12 +332,16 @@ def main() -> None:
     p.add_argument("name", choices=("known", "sofc", "electrode", "ablation", "all"))
     p.add_argument("--minutes", type=float, default=8.0, help="time budget per calibration")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--phases", default="0,85,170", help="electrode: phase order (labels)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}))
     names = ("known", "sofc", "electrode", "ablation") if args.name == "all" else (args.name,)
     for n in names:
-        globals()[f"bench_{n}"](args.minutes)
+        if n == "electrode":
+            bench_electrode(args.minutes, args.phases)
+        else:
+            globals()[f"bench_{n}"](args.minutes)
 
 
 if __name__ == "__main__":

@@ -74,18 +74,20 @@ def test_eq40_bad_input():
         fit_anisotropy(np.zeros((8, 8, 8), np.uint8), 2)
 
 
-@pytest.mark.slow
 def test_model_based_b_recovers_the_generating_b():
     # Model volumes stretched by b have z-chords < b × x–y chords (voxel-scale roughness is not
-    # stretched), so b is fitted against realizations of the model itself. Over 4 data seeds
-    # (48³) the estimates were 1.85, 1.96 (b = 2) and 0.605, 0.598 (b = 0.6): scatter ≈ 5 %;
-    # tolerance 3 × 5 % = 15 %.
+    # stretched), so b is fitted with realizations of the model itself. Over 3 data seeds (40³,
+    # seeds 100–102) the estimates were 1.93, 1.93, 2.22 (b = 2) and 0.62, 0.61, 0.61 (b = 0.6):
+    # scatter ≈ 7 %; tolerance ≈ 2 × 7 % = 15 %.
     model = ExcursionModel.default(
         "high", m=5, fractions=[0.4, 0.35, 0.25], length_scale=2.0, phase_map=PM3
     )
-    data = generate(model.copy(anisotropy=2.0), (40, 40, 40), seed=101, device="cpu")
-    est = fit_anisotropy_to_model(data, model, shape=(40, 40, 40), n_grid=5)
-    assert est == pytest.approx(2.0, rel=0.15)
+    for b, seed in ((2.0, 101), (0.6, 100)):
+        data = generate(model.copy(anisotropy=b), (40, 40, 40), seed=seed, device="cpu")
+        est = fit_anisotropy_to_model(data, model, shape=(40, 40, 40), n_grid=5)
+        assert est == pytest.approx(b, rel=0.15)
+        # The data-only Eq. 40 value is biased towards 1 for such models, which is why.
+        assert abs(fit_anisotropy(data, 3) - b) > abs(est - b)
 
 
 def test_reduce_to_low_fits_the_kernel_covariances():

@@ -11,8 +11,9 @@ by a log-spaced grid search refined with a bounded scalar minimization.
 On a lattice the stretch is exact for the fields but not for chords: voxel-scale roughness of the
 phases (from kernels with steps) is not stretched, so a model with factor b has z-chords less than
 b times its x–y chords. :func:`fit_anisotropy_to_model` therefore refines b with the calibrated
-model itself: it chooses b so that the z-CLDs of model realizations match the data's z-CLDs — the
-acceptance criterion of method.md §2 — starting from the Eq. 40 value.
+model itself: it chooses b so that model realizations show the data's Eq. 40 anisotropy (their
+z-CLDs relate to their x–y CLDs as the data's do), which on a well-calibrated model is the
+acceptance criterion of method.md §2 (its z-CLDs match the data's).
 
 Chord length distributions are number-weighted and free of window bias: only chords with both ends
 inside the window are seen, each weighted by the inverse of the number of positions at which a chord
@@ -159,12 +160,15 @@ def fit_anisotropy_to_model(
     device: str = "cpu",
     n_grid: int = 7,
 ) -> float:
-    """b such that the z-CLDs of realizations of ``model`` stretched by b match the data's.
+    """b such that realizations of ``model`` stretched by b have the data's Eq. 40 anisotropy.
 
-    Minimizes ``Σ_i ∫ (F_i^z,model(ℓ; b) − F_i^z,data(ℓ))² dℓ`` over log b: a grid of ``n_grid``
-    points within a factor 2.5 of ``b_start`` (default: the Eq. 40 estimate of the data), then a
-    bounded scalar refinement. Every candidate uses the same seed (common random numbers), so the
-    objective varies with b, not with the noise.
+    The data's anisotropy is ``b_data`` = :func:`fit_anisotropy` of the stack (or ``b_start``).
+    For a candidate b, Eq. 40 is applied to a realization of the model stretched by b; the
+    objective is ``(log b_measured − log b_data)²``: zero when the model's chords along z relate to
+    its in-plane chords as the data's do. Comparing the model with itself (not the model's z-chords
+    with the data's) keeps b from compensating in-plane mismatches of the model. Search: a grid of
+    ``n_grid`` points within a factor 2.5 of ``b_data`` on a log scale, then a bounded scalar
+    refinement; every candidate uses the same seed (common random numbers).
 
     Parameters
     ----------
@@ -173,11 +177,11 @@ def fit_anisotropy_to_model(
     model : ExcursionModel
         Calibrated (isotropic) model; its ``anisotropy`` is replaced by each candidate.
     b_start : float, optional
-        Centre of the search (default: :func:`fit_anisotropy` of the data).
+        The data's Eq. 40 value if already known.
     b_range : (float, float)
         Hard limits for b.
     shape : (int, int, int), optional
-        Realization shape (default: the data's z extent, capped at 128, × 64 × 64).
+        Realization shape (default: the data's z extent, capped at 128, × 96 × 96).
     seed : int
         Seed of the realizations.
     device : str
@@ -198,24 +202,19 @@ def fit_anisotropy_to_model(
     if vol.ndim != 3:
         raise ValueError(f"fit_anisotropy_to_model needs a 3D volume, got shape {vol.shape}")
     k = int(model.n_phases)
-    b0 = fit_anisotropy(vol, k, b_range=b_range) if b_start is None else float(b_start)
-    max_len = max(vol.shape)
-    data_z = [chord_cdf(vol == i, 0, max_len) for i in range(k)]
-    shp = shape or (min(int(vol.shape[0]), 128), 64, 64)
+    b_data = fit_anisotropy(vol, k, b_range=b_range) if b_start is None else float(b_start)
+    shp = shape or (min(int(vol.shape[0]), 128), 96, 96)
 
     def objective(log_b: float) -> float:
         b = float(np.exp(log_b))
         mdl = model.copy(anisotropy=b)
         labels = generate(mdl, shp, seed=seed, device=device)
         idx = to_indices(labels, mdl.phase_map) if mdl.phase_map is not None else labels - 1
-        total = 0.0
-        for i in range(k):
-            fz = chord_cdf(idx == i, 0, max_len)
-            total += float(np.sum((fz - data_z[i]) ** 2))
-        return total
+        measured = fit_anisotropy(idx, k, b_range=(b_range[0] / 4, b_range[1] * 4))
+        return float(np.log(measured / b_data) ** 2)
 
-    lo = max(np.log(b_range[0]), np.log(b0) - np.log(2.5))
-    hi = min(np.log(b_range[1]), np.log(b0) + np.log(2.5))
+    lo = max(np.log(b_range[0]), np.log(b_data) - np.log(2.5))
+    hi = min(np.log(b_range[1]), np.log(b_data) + np.log(2.5))
     grid = np.linspace(lo, hi, n_grid)
     vals = np.array([objective(g) for g in grid])
     j = int(np.argmin(vals))

@@ -118,8 +118,8 @@ def refine_anisotropy(model, data: PreparedData, seed: int = 0, device: str = "c
     meta = dict(model.metadata)
     meta["anisotropy"] = {
         "eq40_data_only": data.anisotropy,
-        "model_z_chords": b,
-        "method": "b from Eq. 40 on the stack, refined so that the model's z chord length "
-        "distributions match the stack's (docs/decisions/calibration.md)",
+        "model_refined": b,
+        "method": "b from Eq. 40 on the stack, refined so that realizations of the model show "
+        "the same Eq. 40 anisotropy as the stack (docs/decisions/calibration.md)",
     }
     return model.copy(anisotropy=b, metadata=meta)
