@@ -167,3 +167,17 @@ def test_cli_calibrate_writes_a_model(tmp_path):
     assert main(common) == 2
     assert main(common + ["--overwrite", "--set", "nonsense=1"]) == 2
     assert main(common + ["--overwrite", "--phases", "0,1,7"]) == 2
+
+
+@pytest.mark.slow
+def test_cli_demo_runs_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--minutes", "0.15", "--size", "32"]) == 0
+    for name in ("model.json", "volume.tif", "report.md", "slices.png"):
+        assert (out / name).stat().st_size > 0
+    report = (out / "report.md").read_text()
+    assert "Table 1 style" in report and "mean chord z" in report
+    model = ExcursionModel.load(out / "model.json")
+    assert model.phase_map.labels == (0, 1, 2) and model.metadata["data"]["sha256"]
+    # A second run refuses to overwrite the first one's files.
+    assert main(["demo", "--out", str(out), "--minutes", "0.1", "--size", "32"]) == 2
