@@ -64,14 +64,16 @@ def test_manifest_commands_resolve_and_validate():
 
 @pytest.mark.parametrize("module", ENTRY_MODULES)
 def test_napari_entry_points_do_not_import_torch(module):
-    """napari must start fast: the modules it imports at start-up or on menu open leave torch out."""
+    """napari must start fast: modules it imports at start-up or on menu open leave torch out."""
     code = (
         f"import sys, importlib; importlib.import_module({module!r}); "
         "heavy = [m for m in ('torch', 'matplotlib.pyplot') if m in sys.modules]; "
         "print(','.join(heavy)); sys.exit(1 if heavy else 0)"
     )
     res = _run([PY, "-c", code])
-    assert res.returncode == 0, f"{module} imports {res.stdout.strip()} at import time\n{res.stderr}"
+    assert res.returncode == 0, (
+        f"{module} imports {res.stdout.strip()} at import time\n{res.stderr}"
+    )
 
 
 def test_cli_version_and_help():
@@ -113,8 +115,18 @@ def test_cli_reports_bad_input_without_traceback(tmp_path):
 def test_wheel_carries_manifest_and_validates(tmp_path):
     """A plain (non-editable) install carries napari.yaml inside the package and npe2 accepts it."""
     res = _run(
-        [PY, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
-         str(REPO)],
+        [
+            PY,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
     )
     if res.returncode != 0 and "setuptools" in res.stderr:
         pytest.skip("setuptools is not available for an offline wheel build")
@@ -130,8 +142,11 @@ def test_wheel_carries_manifest_and_validates(tmp_path):
     assert res.returncode == 0, res.stderr
     # The wheel's copy must win over the editable checkout: put it first on the path.
     env = {**os.environ, "PYTHONPATH": str(site)}
-    res = _run([PY, "-c", "import napari_gencal, json; print(json.dumps(napari_gencal.__file__))"],
-               env=env, cwd=tmp_path)
+    res = _run(
+        [PY, "-c", "import napari_gencal, json; print(json.dumps(napari_gencal.__file__))"],
+        env=env,
+        cwd=tmp_path,
+    )
     assert json.loads(res.stdout).startswith(str(site)), res.stdout + res.stderr
     res = _run([_npe2(), "validate", "--imports", "napari-gencal"], env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -142,8 +157,10 @@ def test_no_qt_binding_in_runtime_dependencies():
     from importlib.metadata import requires
 
     reqs = [r for r in (requires("napari-gencal") or []) if "extra ==" not in r]
-    names = {r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip().lower()
-             for r in reqs}
+    names = {
+        r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip().lower()
+        for r in reqs
+    }
     assert not names & {"pyqt5", "pyqt6", "pyside2", "pyside6"}
     assert {"napari", "torch", "qtpy", "magicgui"} <= names
 

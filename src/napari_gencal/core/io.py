@@ -196,8 +196,8 @@ def read_labels(
     path : path-like
         TIFF, PNG, NPY, zipped TIFF, or a folder of slices.
     phases : str or sequence of int or PhaseMap, optional
-        Label value of each phase, in phase order (``"0,85,170"``). Required when the image holds more
-        than ``max_phases`` values.
+        Label value of each phase, in phase order (``"0,85,170"``). Required when the image holds
+        more than ``max_phases`` values.
     max_phases : int
         Largest number of distinct values accepted without a mapping.
     voxel_size : float or sequence of float, optional

@@ -98,7 +98,10 @@ class PhaseMap:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready representation."""
-        return {"labels": list(self.labels), "names": None if self.names is None else list(self.names)}
+        return {
+            "labels": list(self.labels),
+            "names": None if self.names is None else list(self.names),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PhaseMap:
@@ -139,9 +142,10 @@ def _check_numeric(image: np.ndarray) -> np.ndarray:
             )
         if not np.all(np.equal(np.mod(image, 1), 0)):
             raise PhaseError(
-                f"the image has non-integer values (dtype {image.dtype}); it looks like a greyscale "
-                "image, not a segmentation. Segment it into phases first (e.g. with napari's "
-                "Labels tools or skimage.filters.threshold_multiotsu) and pass the label image"
+                f"the image has non-integer values (dtype {image.dtype}); it looks like a "
+                "greyscale image, not a segmentation. Segment it into phases first (e.g. with "
+                "napari's Labels tools or skimage.filters.threshold_multiotsu) and pass the label "
+                "image"
             )
         return image.astype(np.int64)
     raise PhaseError(
@@ -177,8 +181,8 @@ def infer_phase_map(
     Raises
     ------
     PhaseError
-        Greyscale-looking data, NaN, too many labels without a mapping, a listed phase that is absent
-        from the image, or values that the mapping does not cover.
+        Greyscale-looking data, NaN, too many labels without a mapping, a listed phase that is
+        absent from the image, or values that the mapping does not cover.
     """
     if isinstance(phases, PhaseMap) and names is None:
         names = phases.names
@@ -211,8 +215,9 @@ def infer_phase_map(
     extra = sorted(set(present.tolist()) - set(wanted))
     if extra:
         raise PhaseError(
-            f"the image contains values {extra[:10]} that are not in the phase mapping {list(wanted)}; "
-            "add them to the mapping (merge them into a phase) or relabel the image"
+            f"the image contains values {extra[:10]} that are not in the phase mapping "
+            f"{list(wanted)}; add them to the mapping (merge them into a phase) or relabel the "
+            "image"
         )
     return PhaseMap(wanted, None if names is None else tuple(names))
 
@@ -275,7 +280,9 @@ def one_hot(
     """
     import torch
 
-    t = torch.as_tensor(np.ascontiguousarray(indices) if isinstance(indices, np.ndarray) else indices)
+    t = torch.as_tensor(
+        np.ascontiguousarray(indices) if isinstance(indices, np.ndarray) else indices
+    )
     t = t.to(device=device if device is not None else t.device, dtype=torch.long)
     oh = torch.nn.functional.one_hot(t, n_phases).to(dtype or torch.float32)
     # one_hot puts the class axis last; move it to the front (after the batch axis).
@@ -304,4 +311,3 @@ def as_sections(volume: np.ndarray, axis: int | str | None) -> np.ndarray:
     if ax not in (0, 1, 2):
         raise PhaseError(f"slice axis must be z, y, x or 0, 1, 2; got {axis!r}")
     return np.moveaxis(arr, ax, 0)
-
