@@ -364,3 +364,31 @@ def test_model_both_runs_high_then_low(data):
     low = cal.best_model
     assert low.kind == "low" and "reduction" in low.metadata
     assert low.metadata["calibration"]["stage"] == "low"
+
+
+def test_low_parametric_gradients_are_finite_for_small_exponents():
+    # (r/a)^α with α < 1 has an infinite slope at r = 0; the calibration module must still give
+    # finite gradients (and the same kernel values).
+    from napari_gencal.core.covariance import DEFAULT_FAMILY
+
+    params = dict(zip(DEFAULT_FAMILY.param_names, DEFAULT_FAMILY.defaults, strict=True))
+    params.update(alpha1=0.5, alpha2=0.3, alpha4=0.7)
+    low = ExcursionModel.default("low", m=4, fractions=[0.4, 0.35, 0.25]).copy(
+        kernels={n: dict(params) for n in ("X1", "X2", "eps_X", "eps_Y", "eps_Z")}
+    )
+    module = be.module_from_model(low, torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    be.sample_sections(module, 2, 32, g)[:, 0].mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in module.cov.values())
+    ref = low.kernel3d("X1", dtype=torch.float32)
+    assert torch.allclose(module.kernels(["X1"])["X1"].detach(), ref, atol=1e-5)
+
+
+def test_straight_through_sections_are_one_hot_with_sigmoid_gradients(truth):
+    module = be.module_from_model(truth, torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    x = be.sample_sections_straight_through(module, 2, 32, g)
+    assert torch.equal(x.detach().sum(1), torch.ones(2, 32, 32))
+    assert set(torch.unique(x.detach()).tolist()) <= {0.0, 1.0}
+    x[:, 1].mean().backward()
+    assert module.lambda2.grad is not None and module.lambda2.grad != 0

@@ -67,7 +67,30 @@ def tppf_loss(fake: torch.Tensor, data_curves: torch.Tensor, r_max: int) -> torc
 def module_from_model(model: ExcursionModel, device: torch.device) -> ExcursionModule:
     """Differentiable module; calibration is isotropic (b is applied to the result only)."""
     iso = model.copy(anisotropy=1.0) if model.anisotropy != 1.0 else model
-    return ExcursionModule.from_model(iso, device)
+    module = ExcursionModule.from_model(iso, device)
+    if module.kind == "low":
+        module.family = _origin_safe(module.family)
+    return module
+
+
+def _origin_safe(family: Any) -> Any:
+    """The same covariance family with ρ(0) = 1 set explicitly at r = 0.
+
+    Terms like (r/a)^α with α < 1 have an infinite slope at r = 0; autograd then multiplies
+    inf by 0 and the whole kernel gradient becomes NaN. Every family has ρ(0) = 1, so evaluating
+    the function only at r > 0 gives identical values and finite gradients. (Only the calibration
+    module's copy is changed.)
+    """
+    import dataclasses
+
+    orig = family.func
+
+    def func(r: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        at0 = r == 0
+        out = orig(torch.where(at0, torch.ones_like(r), r), p)
+        return torch.where(at0, torch.ones_like(out), out)
+
+    return dataclasses.replace(family, func=func)
 
 
 def model_from_module(module: ExcursionModule) -> ExcursionModel:
@@ -119,6 +142,22 @@ def sample_sections(
     from ..generate import sample_sections as _ss
 
     return _ss(module, batch, size, generator, soft=soft)
+
+
+def sample_sections_straight_through(
+    module: ExcursionModule, batch: int, size: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Hard-threshold sections in the forward pass, sigmoid (ν) gradients in the backward pass.
+
+    ``hard + (soft − soft.detach())`` of the *same* fields: the losses see exactly the one-hot
+    sections that are evaluated and generated, while gradients flow through the smooth relaxation.
+    """
+    from ..generate import section_fields
+
+    z1, z2 = section_fields(module, batch, size, generator)
+    soft = module.phases(z1, z2, soft=True)
+    hard = module.phases(z1, z2, soft=False)
+    return hard + (soft - soft.detach())
 
 
 def hard_sections(

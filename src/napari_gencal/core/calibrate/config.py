@@ -55,6 +55,9 @@ class CalibrationConfig:
         have a side of at least 4·r_max, so this bounds the cost of a step.
     n_chi2, nu : int, float
         Degrees of freedom of the χ² fields; steepness of the sigmoid approximation.
+    straight_through : bool
+        Losses see hard-threshold sections while gradients flow through the sigmoid relaxation
+        (straight-through estimator). False: the losses see the soft sections Ξ̃ (method.md).
     gamma : float or None
         Weight of the TPPF term in Algorithm 3's model loss ``adv + γ·TPPF``. None: chosen at the
         first adversarial step so that both terms are equally large.
@@ -101,6 +104,7 @@ class CalibrationConfig:
     r_max_cap: int = 100
     n_chi2: int = 3
     nu: float = 10.0
+    straight_through: bool = False
     gamma: float | None = None
     lr_theta: float = 1e-3
     lr_theta_low: float = 1e-2

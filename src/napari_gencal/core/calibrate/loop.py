@@ -438,6 +438,10 @@ class Calibration:
 
     # ------------------------------------------------------------------ one step
     def _sections(self, soft: bool = True) -> torch.Tensor:
+        if soft and self.config.straight_through:
+            return be.sample_sections_straight_through(
+                self.module, self.config.batch, self.section_size, self.g_model
+            )
         return be.sample_sections(
             self.module, self.config.batch, self.section_size, self.g_model, soft
         )
