@@ -3,7 +3,7 @@
 Drives the real widgets in a shown napari viewer, the way a user clicks through them, and records
 when the progress bar in the activity dock moved. Run under a display, e.g.::
 
-    xvfb-run -a .venv/bin/python tests/plugin/bench_gui_workflow.py [--minutes 5] [--shape 128]
+    xvfb-run -a .venv/bin/python benchmarks/bench_gui_workflow.py [--minutes 5] [--shape 128]
 
 Not a test (no ``test_`` prefix): it takes minutes. Prints one JSON line with the timings.
 """
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DATA = (REPO / ".." / "shared" / "data" / "SOFC_hr_input.tif").resolve()
 
 
