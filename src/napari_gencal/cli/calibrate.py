@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     if final is None:
         final = cal.best_model
     if data.anisotropy_note and not (cal.stop_reason or "").startswith("non-finite"):
-        print("refining b with the calibrated model (z chord lengths) …", file=log)
+        print("refining b with the calibrated model (Eq. 40 on its realizations) …", file=log)
         final = refine_anisotropy(final, data, seed=config.seed)
         print(f"anisotropy along z: b = {final.anisotropy:.3f}", file=log)
     final.save(out, overwrite=args.overwrite)
