@@ -241,7 +241,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "steps_per_epoch": 25,
         "early_stop_start": 3,
         "patience": 15,
-        "max_epochs": 40,
+        "max_epochs": 200,
         "time_limit": 300.0,
         "eval_sections": 16,
         "eval_size": 256,
