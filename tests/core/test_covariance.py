@@ -126,3 +126,26 @@ def test_fit_family_to_a_high_parametric_kernel():
     assert np.sqrt(np.mean((got - prof) ** 2)) < 0.02
     with pytest.raises(ValueError, match="matching"):
         fit_family([0, 1], [1.0])
+
+
+def test_family_gradients_finite_at_zero_distance_for_small_alpha():
+    """(r/a)^α with α < 1 has an infinite slope at r = 0; the family must still give finite
+    gradients there, or one evaluation at r = 0 turns a whole calibration step into NaN."""
+    import torch
+
+    from napari_gencal.core.covariance import cauchy, powered_exponential
+
+    r = torch.arange(0.0, 5.0, dtype=torch.float64)
+    a = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    alpha = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    beta = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    val = (cauchy(r, a, alpha, beta) * powered_exponential(r, a, alpha)).sum()
+    val.backward()
+    for t in (a, alpha, beta):
+        assert torch.isfinite(t.grad).all()
+    # Values are unchanged: ρ(0) = 1 and the closed forms at r > 0.
+    rr = r[1:]
+    expect = (1 + (rr / 2) ** 0.5) ** (-3.0) * torch.exp(-((rr / 2) ** 0.5))
+    got = cauchy(rr, a, alpha, beta) * powered_exponential(rr, a, alpha)
+    assert torch.allclose(got.detach(), expect)
+    assert float(cauchy(r[:1], a, alpha, beta) * powered_exponential(r[:1], a, alpha)) == 1.0

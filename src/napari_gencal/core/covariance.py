@@ -38,14 +38,25 @@ __all__ = [
 ]
 
 
+def _safe_pow(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """``x^α`` for ``x ≥ 0`` with finite gradients at ``x = 0``.
+
+    ``x ** α`` has an infinite derivative at 0 for α < 1 (and ``log 0`` in its α-gradient), which
+    turns the gradients of a whole calibration step into NaN; the value at 0 is 0 either way.
+    """
+    pos = x > 0
+    safe = torch.where(pos, x, torch.ones_like(x))
+    return torch.where(pos, torch.exp(alpha * torch.log(safe)), torch.zeros_like(safe))
+
+
 def cauchy(r: torch.Tensor, a: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor):
     """Generalized Cauchy covariance ``(1 + (r/a)^α)^(−β/α)``."""
-    return (1.0 + (r / a) ** alpha) ** (-beta / alpha)
+    return (1.0 + _safe_pow(r / a, alpha)) ** (-beta / alpha)
 
 
 def powered_exponential(r: torch.Tensor, a: torch.Tensor, alpha: torch.Tensor):
     """Powered exponential ``exp(−(r/a)^α)`` (α ≤ 2 is not enforced, as in the paper)."""
-    return torch.exp(-((r / a) ** alpha))
+    return torch.exp(-_safe_pow(r / a, alpha))
 
 
 def cardinal_sine(r: torch.Tensor, a: torch.Tensor):
