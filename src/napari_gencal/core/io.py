@@ -167,7 +167,14 @@ def read_array(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
         data = imread(p)
     elif p.suffix.lower() == ".zip":
         with zipfile.ZipFile(p) as zf:
-            names = [n for n in zf.namelist() if n.lower().endswith((".tif", ".tiff"))]
+            # Skip macOS resource forks (__MACOSX/._name), which zips made on a Mac carry.
+            names = [
+                n
+                for n in zf.namelist()
+                if n.lower().endswith((".tif", ".tiff"))
+                and not n.startswith("__MACOSX/")
+                and not Path(n).name.startswith("._")
+            ]
             if len(names) != 1:
                 raise ValueError(f"{p}: expected one TIFF inside the zip, found {names}")
             with tifffile.TiffFile(_io.BytesIO(zf.read(names[0]))) as tif:
@@ -237,6 +244,10 @@ def atomic_write(
     os.close(fd)
     try:
         writer(tmp)
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
