@@ -96,8 +96,9 @@ class ExcursionModel:
     family : str
         Covariance family name (``kind="low"``).
     interpolation : {"nearest", "linear"}
-        High-parametric kernel between the integer radii: ``"nearest"`` (method.md, shells) or
-        ``"linear"`` (continuous; recommended with anisotropy, see docs/decisions/model.md).
+        High-parametric kernel between the integer radii: ``"linear"`` (default; continuous) or
+        ``"nearest"`` (method.md's shells θ[round|s|], which roughen boundaries and stretch badly
+        under anisotropy; see docs/decisions/model.md).
     metadata : dict
         Free-form provenance (data hash, calibration settings, …); must be JSON-serializable.
     """
@@ -118,7 +119,7 @@ class ExcursionModel:
     voxel_size: tuple[float, ...] | None = None
     unit: str | None = None
     family: str = "default"
-    interpolation: str = "nearest"
+    interpolation: str = "linear"
     metadata: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ validation

@@ -189,7 +189,7 @@ def initial_model(
     f = f / f.sum()
     base = ExcursionModel.default(
         "high", m=m, n_phases=k, fractions=f, n_chi2=config.n_chi2, nu=config.nu,
-        phase_map=phase_map, seed=config.seed,
+        phase_map=phase_map, seed=config.seed, interpolation=config.interpolation,
     )  # fmt: skip
     if not config.init_scale_search:
         return base
