@@ -166,14 +166,7 @@ def calibration(
     from .core.calibrate import Calibration, prepare_data
 
     data = prepare_data(_as_label_image(image, phases), None, axis)
-    return Calibration(
-        data.sections,
-        data.phase_map,
-        _config(config, settings),
-        data.voxel_size,
-        data_sha256=data.sha256,
-        anisotropy=data.anisotropy,
-    )
+    return Calibration.from_prepared(data, _config(config, settings))
 
 
 def calibrate(

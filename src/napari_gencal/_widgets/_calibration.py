@@ -90,14 +90,7 @@ def calibration_job(
     yield {"kind": "status", "text": "setting up the model and the data statistics…"}
     if holder.get("cancelled"):
         return {"model": None, "stop_reason": "cancelled", "note": "", "best_score": None}
-    cal = Calibration(
-        data.sections,
-        data.phase_map,
-        config,
-        data.voxel_size,
-        data_sha256=data.sha256,
-        anisotropy=data.anisotropy,
-    )
+    cal = Calibration.from_prepared(data, config)
     holder["cal"] = cal
     if holder.get("cancelled"):
         cal.cancel()

@@ -113,15 +113,7 @@ def run(args: argparse.Namespace) -> int:
         f"{config.algorithm}, model {config.model}",
         file=log,
     )
-    cal = Calibration(
-        data.sections,
-        data.phase_map,
-        config,
-        data.voxel_size,
-        data_sha256=data.sha256,
-        anisotropy=data.anisotropy,
-        resume=args.resume,
-    )
+    cal = Calibration.from_prepared(data, config, resume=args.resume)
     tty = log.isatty()
     last_print = 0.0
     rec = None

@@ -83,14 +83,7 @@ def calibrate(
 
     data = prepare_data(image, phases, axis, fit_b=fit_b, voxel_size=voxel_size)
     cfg = config if config is not None else CalibrationConfig.preset("quick")
-    cal = Calibration(
-        data.sections,
-        data.phase_map,
-        cfg,
-        data.voxel_size,
-        data_sha256=data.sha256,
-        anisotropy=data.anisotropy,
-    )
+    cal = Calibration.from_prepared(data, cfg)
     for rec in cal.run():
         if progress is not None and progress(rec) is False:
             cal.cancel()

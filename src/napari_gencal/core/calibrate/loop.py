@@ -205,6 +205,25 @@ class Calibration:
         32×32, a checkpoint made from other data or settings.
     """
 
+    @classmethod
+    def from_prepared(
+        cls, data: Any, config: CalibrationConfig | None = None, *, resume: str | None = None
+    ) -> Calibration:
+        """A calibration of :func:`~napari_gencal.core.calibrate.prepare_data`'s output.
+
+        Carries the data's sections, phase map, voxel size, hash and fitted anisotropy over, so
+        that every front end builds the run the same way.
+        """
+        return cls(
+            data.sections,
+            data.phase_map,
+            config,
+            data.voxel_size,
+            data_sha256=data.sha256,
+            anisotropy=data.anisotropy,
+            resume=resume,
+        )
+
     def __init__(
         self,
         sections: np.ndarray,
