@@ -27,6 +27,18 @@ def shared_data_dir() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for modules of many tiny ops: on an oversubscribed machine OpenMP
+    spinning makes them 10–100× slower with two threads; results do not depend on the count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _torch_threads():
     """Keep torch to the machine's cores; tests must not depend on thread count for results."""

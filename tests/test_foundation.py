@@ -188,3 +188,12 @@ def test_ci_runs_the_readme_test_command():
     assert "bash scripts/test.sh" in readme and "bash scripts/test.sh" in ci
     assert "bash scripts/demo.sh" in readme
     assert shutil.which("bash")
+
+
+def test_cli_descriptor_names_match_the_core():
+    """`gencal describe --include` lists the names without importing the core (fast --help);
+    this keeps that copy equal to the core's list."""
+    from napari_gencal.cli.describe import _ALL
+    from napari_gencal.core.descriptors import DESCRIPTORS
+
+    assert tuple(_ALL) == tuple(DESCRIPTORS)

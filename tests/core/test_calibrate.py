@@ -26,14 +26,7 @@ from napari_gencal.core.phases import PhaseMap
 PM3 = PhaseMap((0, 1, 2))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared, oversubscribed machine OpenMP spinning makes the tiny ops
-    here 10–100× slower with two threads; results do not depend on the thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

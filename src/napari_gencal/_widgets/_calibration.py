@@ -98,6 +98,21 @@ def calibration_job(
     # the preview layer should be big enough to judge the structure; two sections also give the
     # model's TPPF for the live plot
     preview_size = max(int(cal.window), PREVIEW_MIN)
+
+    def preview(model, epoch: int) -> dict:
+        """A preview record: one hard section for the layer, the TPPF of two for the plot."""
+        secs = np.asarray(
+            generate_sections(model, 2, preview_size, seed=config.seed, device=config.device)
+        )
+        return {
+            "kind": "preview",
+            "section": secs[0],
+            "curves": _model_curves(secs, pm, int(cal.r_max)),
+            "labels": list(pm.labels),
+            "names": list(pm.display_names),
+            "epoch": epoch,
+        }
+
     yield {
         "kind": "data",
         "curves": _np(cal.data_curves),
@@ -134,26 +149,9 @@ def calibration_job(
             pending = []
         if rec.epoch and rec.epoch != last_preview and rec.epoch % max(1, preview_every) == 0:
             last_preview = rec.epoch
-            model = cal.best_model
-            secs = generate_sections(model, 2, preview_size, seed=config.seed, device=config.device)
-            yield {
-                "kind": "preview",
-                "section": np.asarray(secs[0]),
-                "curves": _model_curves(np.asarray(secs), pm, int(cal.r_max)),
-                "labels": list(pm.labels),
-                "names": list(pm.display_names),
-                "epoch": rec.epoch,
-            }
+            yield preview(cal.best_model, rec.epoch)
     model = cal.models.get("low" if config.model in ("low", "both") else "high", cal.best_model)
-    secs = generate_sections(model, 2, preview_size, seed=config.seed, device=config.device)
-    yield {
-        "kind": "preview",
-        "section": np.asarray(secs[0]),
-        "curves": _model_curves(np.asarray(secs), pm, int(cal.r_max)),
-        "labels": list(pm.labels),
-        "names": list(pm.display_names),
-        "epoch": rec.epoch if rec is not None else 0,
-    }
+    yield preview(model, rec.epoch if rec is not None else 0)
     return {
         "model": model,
         "stop_reason": cal.stop_reason,

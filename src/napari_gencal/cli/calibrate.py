@@ -72,6 +72,28 @@ def _bar(rec, width: int = 28) -> str:
     )
 
 
+def follow(cal, log, quiet: bool = False) -> None:
+    """Run a calibration to its end, showing progress on ``log``.
+
+    A terminal gets a bar redrawn at most 5 times a second; a log file gets a line per new best
+    model and at least every 30 s, so CI logs and ``nohup`` files stay readable.
+    """
+    tty = log.isatty() and not quiet
+    last = 0.0
+    for rec in cal.run():
+        if quiet:
+            continue
+        now = time.monotonic()
+        if tty and (now - last > 0.2 or rec.done):
+            print(_bar(rec), end="", file=log, flush=True)
+            last = now
+        elif not tty and (rec.new_best or rec.done or now - last > 30):
+            print(rec.summary(), file=log, flush=True)
+            last = now
+    if tty:
+        print(file=log)
+
+
 def run(args: argparse.Namespace) -> int:
     """Read, calibrate, write the model; returns the exit status."""
     from ..core.calibrate import CalibrationConfig, prepare_data, refine_anisotropy
@@ -114,24 +136,10 @@ def run(args: argparse.Namespace) -> int:
         file=log,
     )
     cal = Calibration.from_prepared(data, config, resume=args.resume)
-    tty = log.isatty()
-    last_print = 0.0
-    rec = None
     try:
-        for rec in cal.run():
-            if args.quiet:
-                continue
-            now = time.monotonic()
-            if tty and (now - last_print > 0.2 or rec.done):
-                print(_bar(rec), end="", file=log, flush=True)
-                last_print = now
-            elif not tty and (rec.new_best or rec.done or now - last_print > 30):
-                print(rec.summary(), file=log, flush=True)
-                last_print = now
+        follow(cal, log, quiet=args.quiet)
     except KeyboardInterrupt:
         print("\ninterrupted: writing the best model so far", file=log)
-    if tty and not args.quiet:
-        print(file=log)
     models = cal.models
     final = models.get("low") if args.model in ("low", "both") else models.get("high")
     if final is None:

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.phases import to_indices
     from ..samples import load_sample
     from . import CLIError
-    from .calibrate import _bar
+    from .calibrate import follow
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,18 +112,7 @@ def run(args: argparse.Namespace) -> int:
         "quick", seed=args.seed, device=args.device, time_limit=60.0 * args.minutes
     )
     cal = Calibration(idx, pm, config, img.voxel_size, data_sha256=img.sha256())
-    tty = log.isatty()
-    last = 0.0
-    for rec in cal.run():
-        now = time.monotonic()
-        if tty and (now - last > 0.2 or rec.done):
-            print(_bar(rec), end="", file=log, flush=True)
-            last = now
-        elif not tty and (rec.new_best or rec.done or now - last > 30):
-            print(rec.summary(), file=log, flush=True)
-            last = now
-    if tty:
-        print(file=log)
+    follow(cal, log)
     model = cal.best_model
     model.save(files["model.json"], overwrite=args.overwrite)
     t_cal = time.perf_counter() - t0
