@@ -79,6 +79,17 @@ def test_block_noise_depends_only_on_global_position():
             assert not np.array_equal(blocks[i], blocks[j])
 
 
+@pytest.mark.parametrize("shape", [(70,), (9, 70), (5, 6, 70)])
+def test_block_noise_windows_across_the_origin_agree(shape):
+    # Rows of blocks are drawn along the last axis from the window's first block: windows that
+    # start at negative, zero and positive blocks must see the same values where they overlap.
+    nd = len(shape)
+    whole = block_noise(5, shape, origin=(-3,) * (nd - 1) + (-40,), stream=2).numpy()
+    for x0, w in [(-40, 70), (-17, 30), (-1, 5), (0, 30), (9, 21)]:
+        part = block_noise(5, shape[:-1] + (w,), origin=(-3,) * (nd - 1) + (x0,), stream=2)
+        np.testing.assert_array_equal(part.numpy(), whole[..., x0 + 40 : x0 + 40 + w])
+
+
 def test_block_noise_is_standard_normal():
     x = block_noise(3, (64, 64, 64), origin=(-10, 0, 5)).numpy().ravel()
     n = x.size

@@ -145,17 +145,42 @@ def radial_kernel(
     return k / torch.sqrt(norm2)
 
 
-def _block_counter(ndim: int, index: tuple[int, ...]) -> np.ndarray:
-    """Philox counter words for one block: word 0 is the running counter, the rest the position."""
+def _row_counter(ndim: int, row: tuple[int, ...], start: int) -> np.ndarray:
+    """Philox counter of a row of blocks: word 0 is ``start`` (the first block's offset along the
+    last axis, in counter steps), words 1–2 the row's block indices, word 3 the dimension."""
     if ndim > 3:
         raise ValueError(f"block_noise supports 1 to 3 dimensions, got {ndim}")
-    words = [0, 0, 0, 0]
-    # Word 0 increments while drawing; its top byte holds the dimension so 2D and 3D never collide.
-    words[0] = ndim << 56
-    for i, b in enumerate(index[::-1]):
-        words[3 - i] = b & _U64  # two's complement: negative block indices are distinct too
+    # Offset by 2**63: rows that run from negative to non-negative blocks never wrap word 0
+    # (a wrap would carry into word 1 and break the position keying).
+    words = [(start + (1 << 63)) & _U64, 0, 0, ndim << 56]
+    # Two's complement: negative block indices are distinct too.
+    for i, b in enumerate(row[::-1]):
+        words[1 + i] = b & _U64
     # Explicit uint64: a plain list with values ≥ 2**63 would become float64 and collide.
     return np.array(words, dtype=np.uint64)
+
+
+def _box_muller(words: np.ndarray) -> np.ndarray:
+    """Standard normals (float32), two per 64-bit word, in word order.
+
+    Each word gives two 24-bit uniforms ``u1 ∈ (0, 1)`` (open: ``log`` stays finite) and ``u2 ∈
+    [0, 1)``; ``(r cos 2πu2, r sin 2πu2)`` with ``r = sqrt(−2 log u1)``. The largest value is
+    sqrt(2 · 25 log 2) ≈ 5.9 (the tail beyond has probability ≈ 4e-9).
+    """
+    u = words.view(np.uint32).reshape(-1, 2)
+    a = (u[:, 0] >> 8).astype(np.float32)
+    a += np.float32(0.5)
+    a *= np.float32(2.0**-24)
+    r = np.log(a)
+    r *= np.float32(-2.0)
+    np.sqrt(r, out=r)
+    th = (u[:, 1] >> 8).astype(np.float32)
+    th *= np.float32(2.0 * math.pi * 2.0**-24)
+    out = np.empty((u.shape[0], 2), dtype=np.float32)
+    np.cos(th, out=out[:, 0])
+    np.sin(th, out=out[:, 1])
+    out *= r[:, None]
+    return out.reshape(-1)
 
 
 def block_noise(
@@ -167,14 +192,17 @@ def block_noise(
     device: str | torch.device | None = "cpu",
     dtype: torch.dtype = torch.float64,
     threads: int | None = None,
+    out: np.ndarray | None = None,
 ) -> torch.Tensor:
     """Standard Gaussian white noise as a function of global voxel position.
 
-    The lattice is cut into fixed blocks (``block`` voxels per axis, aligned at 0). The noise of a
-    block is drawn by NumPy's Philox generator keyed by ``(seed, stream)`` with the block index as
-    counter, so the value at a global position never depends on the window asked for: a sub-window
-    equals the same part of a larger window exactly, whatever the chunking, and CPU and GPU get the
-    same numbers (drawn on the CPU, then moved).
+    The lattice is cut into fixed blocks (``block`` voxels per axis, aligned at 0). Block ``b``
+    gets the 64-bit words of NumPy's counter-based ``Philox`` generator, keyed by ``(seed,
+    stream)``, at the counters ``b_last · c .. (b_last + 1) · c`` (``c`` steps per block) of the
+    row of blocks ``b_rest``; each word gives two normals by Box–Muller. So the value at a global
+    position never depends on the window asked for: a sub-window equals the same part of a larger
+    window exactly, whatever the chunking, and CPU and GPU get the same numbers (drawn on the CPU,
+    then moved). One generator is set up per row of blocks, not per block.
 
     Parameters
     ----------
@@ -192,7 +220,11 @@ def block_noise(
         Placement of the result. The draw itself is float32 (then converted), so the values do not
         depend on ``dtype``.
     threads : int, optional
-        Worker threads for drawing blocks (default: ``torch.get_num_threads()``).
+        Worker threads for drawing rows (default: ``torch.get_num_threads()``).
+    out : ndarray, optional
+        Write the noise into this C-ordered NumPy array of ``shape`` (float32 or float64; e.g. a
+        view of a reused FFT buffer) instead of a new one; the returned tensor then shares it
+        (``device`` and ``dtype`` are ignored).
 
     Returns
     -------
@@ -214,36 +246,72 @@ def block_noise(
     key = np.array([seed, int(stream)], dtype=np.uint64)
     lo = [o // b for o, b in zip(origin, blk, strict=True)]
     hi = [(o + s - 1) // b for o, s, b in zip(origin, shape, blk, strict=True)]
-    # Values are drawn as float32 and cast on assignment into the output, in the worker threads.
-    out = np.empty(shape, dtype=np.float64 if dtype == torch.float64 else np.float32)
+    given_out = out is not None
+    if out is None:
+        out = np.empty(shape, dtype=np.float64 if dtype == torch.float64 else np.float32)
+    elif tuple(out.shape) != shape:
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
+    vals = math.prod(blk)
+    steps = -(-vals // 8)  # Philox 4x64 gives 4 words = 8 normals per counter step
+    nbx = hi[-1] - lo[-1] + 1
+    # Window part covered along the last axis, relative to the first block of the row.
+    x0 = origin[-1] - lo[-1] * blk[-1]
+    inner = blk[:-1]
 
-    def fill(index: tuple[int, ...]) -> None:
-        gen = np.random.Generator(np.random.Philox(key=key, counter=_block_counter(nd, index)))
-        vals = gen.standard_normal(blk, dtype=np.float32)
+    def fill(row: tuple[int, ...]) -> None:
+        gen = np.random.Philox(key=key, counter=_row_counter(nd, row, lo[-1] * steps))
+        z = _box_muller(gen.random_raw(nbx * steps * 4))
+        # (block, *inner, last) → (*inner, block·last): the row as a slab of the lattice.
+        z = z.reshape(nbx, steps * 8)[:, :vals].reshape(nbx, *inner, blk[-1])
+        z = np.moveaxis(z, 0, -2).reshape(*inner, nbx * blk[-1])
         src, dst = [], []
-        for ax, bi in enumerate(index):
+        for ax, bi in enumerate(row):
             start = bi * blk[ax]
             a = max(start, origin[ax])
             e = min(start + blk[ax], origin[ax] + shape[ax])
             src.append(slice(a - start, e - start))
             dst.append(slice(a - origin[ax], e - origin[ax]))
-        out[tuple(dst)] = vals[tuple(src)]
+        out[tuple(dst)] = z[(*src, slice(x0, x0 + shape[-1]))]
 
-    def fill_all(ixs: list[tuple[int, ...]]) -> None:
-        for ix in ixs:
-            fill(ix)
+    def fill_all(rows: list[tuple[int, ...]]) -> None:
+        for r in rows:
+            fill(r)
 
-    indices = list(product(*[range(a, b + 1) for a, b in zip(lo, hi, strict=True)]))
+    rows = list(product(*[range(a, b + 1) for a, b in zip(lo[:-1], hi[:-1], strict=True)]))
     n_threads = threads if threads is not None else max(1, torch.get_num_threads())
-    if n_threads > 1 and len(indices) > 256:
-        # NumPy's generators release the GIL while filling, so blocks draw in parallel; one task
-        # per thread keeps the pool's per-task overhead out (only for large windows).
-        parts = [indices[i::n_threads] for i in range(n_threads)]
+    if n_threads > 1 and len(rows) > 8 and nbx * vals * len(rows) > 1 << 18:
+        # NumPy releases the GIL in the generator and the ufuncs, so rows draw in parallel; one
+        # task per thread keeps the pool's per-task overhead out (only for large windows).
+        parts = [rows[i::n_threads] for i in range(n_threads)]
         with ThreadPoolExecutor(n_threads) as pool:
             list(pool.map(fill_all, parts))
     else:
-        fill_all(indices)
+        fill_all(rows)
+    if given_out:
+        return torch.from_numpy(out)  # shares the caller's buffer: no copy, no conversion
     return torch.from_numpy(out).to(device=device, dtype=dtype)
+
+
+def _even_spectrum(kernel: torch.Tensor, fft_shape: Sequence[int]) -> torch.Tensor:
+    """Real half spectrum of a centred kernel that is even in each axis, by cosine sums.
+
+    For ``k(s) = k(−s)`` per axis, the DFT of the kernel centred at index 0 is
+    ``Σ_s k(s) ∏_a cos(2π k_a s_a / N_a)``: one small matrix product per axis (BLAS), instead of
+    an FFT of the whole padded array; the result is real.
+    """
+    nd = len(fft_shape)
+    radii = [(s - 1) // 2 for s in kernel.shape[-nd:]]
+    K = kernel
+    for i, (n, r) in enumerate(zip(fft_shape, radii, strict=True)):
+        n = int(n)
+        freqs = torch.arange(n // 2 + 1 if i == nd - 1 else n, dtype=torch.float64)
+        offs = torch.arange(-r, r + 1, dtype=torch.float64)
+        # (k·s mod N) keeps the cosine argument small, so float64 rounding stays at ~1e-16.
+        C = torch.cos(2 * math.pi * torch.remainder(freqs[:, None] * offs[None, :], n) / n)
+        # Contract the first trailing axis; the new frequency axis goes last, so after nd steps
+        # the trailing axes are back in order.
+        K = torch.tensordot(K, C.to(K.dtype), dims=([K.ndim - nd], [1]))
+    return K
 
 
 def _kernel_fft(
@@ -253,6 +321,8 @@ def _kernel_fft(
 
     ``centred``: the kernel's centre sits at index 0 (a phase ramp ``exp(2πi k r / N)`` per axis
     instead of rolling a padded array); otherwise its corner does (enough for ``|FFT|²``).
+    For kernels that are even in every axis, :func:`_even_spectrum` gives the centred spectrum
+    (real) much more cheaply.
     """
     nd = len(fft_shape)
     dims = list(range(-nd, 0))

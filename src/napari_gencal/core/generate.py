@@ -26,6 +26,7 @@ from scipy.fft import next_fast_len
 
 from .device import resolve_device
 from .fields import (
+    _even_spectrum,
     _kernel_fft,
     block_noise,
     kernel_radius,
@@ -125,57 +126,77 @@ def generate_fields(
         # Any FFT size ≥ the noise window keeps the valid part free of wrap-around.
         fft_shape = tuple(int(next_fast_len(s, real=True)) for s in noise_shape)
     dims = (-3, -2, -1)
-    # Non-periodic: the kernel sits at the FFT array's corner (no centring phase ramp), which
-    # shifts the result by r, so the valid interior starts at 2r instead of r.
-    crop = tuple(slice(2 * r, 2 * r + s) for r, s in zip(radii, shape, strict=True))
+    # The kernel is centred at index 0 of the torus, so the valid interior of the noise window
+    # starts at r.
+    crop = tuple(slice(r, r + s) for r, s in zip(radii, shape, strict=True))
+    a = float(model.a)
+    ca, sa = math.sqrt(1.0 - a), math.sqrt(a)
+    three = int(model.n_phases) == 3
+    cplx = torch.complex128 if dtype == torch.float64 else torch.complex64
 
-    def kfft(name: str) -> torch.Tensor:
-        key = (name, fft_shape, periodic, dtype, str(dev))
+    def kfft(name: str, factor: float) -> torch.Tensor:
+        """The kernel's spectrum times ``factor`` (the field's weight, folded in once)."""
+        key = (name, factor, fft_shape, periodic, dtype, str(dev))
         if spectra_cache is not None and key in spectra_cache:
             return spectra_cache[key]
         k = model.kernel3d(name, dtype=dtype, device=dev)
-        kf = _kernel_fft(k, fft_shape, centred=periodic)
+        if torch.equal(k, k.flip((-3, -2, -1))):
+            # Even kernels (all radial ones): a real spectrum, by cosine sums, stored with a
+            # trailing axis of 1 so that it multiplies the (re, im) view of a spectrum.
+            kf = _even_spectrum(k, fft_shape).mul_(factor).unsqueeze(-1)
+        else:
+            kf = _kernel_fft(k, fft_shape, centred=True).mul_(factor)
         if spectra_cache is not None:
-            if any(kk[1] != fft_shape for kk in spectra_cache):
+            if any(kk[2] != fft_shape for kk in spectra_cache):
                 spectra_cache.clear()  # hold one FFT shape at a time (bounded memory)
             spectra_cache[key] = kf
         return kf
 
-    def field(kf: torch.Tensor, name: str, copy: int = 0) -> torch.Tensor:
-        w = block_noise(
-            seed,
-            noise_shape,
-            noise_origin,
-            stream=field_stream(name, copy),
-            device=dev,
-            dtype=dtype,
-        )
-        spec = torch.fft.rfftn(w, s=fft_shape, dim=dims)
-        del w
-        spec.mul_(kf)
-        out = torch.fft.irfftn(spec, s=fft_shape, dim=dims)
-        del spec
-        return out if periodic else out[crop]
+    # Buffers reused by every field: on large volumes, fresh arrays per field cost more in page
+    # faults than the arithmetic. The noise fills a corner of `real_in`; the rest stays zero.
+    real_in = torch.zeros(fft_shape, dtype=dtype)  # CPU: the noise is drawn there
+    noise_view = real_in[tuple(slice(0, s) for s in noise_shape)].numpy()
+    real_dev = real_in if dev.type == "cpu" else torch.zeros(fft_shape, dtype=dtype, device=dev)
+    spec_shape = (*fft_shape[:-1], fft_shape[-1] // 2 + 1)
+    spec = torch.empty(spec_shape, dtype=cplx, device=dev)
+    shared = torch.empty(spec_shape, dtype=cplx, device=dev)
+    real_out = torch.empty(fft_shape, dtype=dtype, device=dev)
 
-    a = float(model.a)
-    ca, sa = math.sqrt(1.0 - a), math.sqrt(a)
-    three = int(model.n_phases) == 3
-    # σ·X first: it initializes the accumulators without an extra zero array.
-    # contiguous(): the accumulators must not keep the padded FFT buffers alive.
-    Z1 = field(kfft("X1"), "X1").mul_(float(model.sigma1)).contiguous()
-    Z2 = field(kfft("X2"), "X2").mul_(float(model.sigma2)).contiguous() if three else None
-    kx, kz = kfft("eps_X"), kfft("eps_Z")
-    ky = kfft("eps_Y") if three else None
+    def noise_spectrum(name: str, copy: int, into: torch.Tensor) -> torch.Tensor:
+        block_noise(
+            seed, noise_shape, noise_origin, stream=field_stream(name, copy), out=noise_view
+        )
+        if real_dev is not real_in:
+            real_dev.copy_(real_in)
+        return torch.fft.rfftn(real_dev, dim=dims, out=into)
+
+    def times(s: torch.Tensor, kf: torch.Tensor) -> torch.Tensor:
+        """``s *= kf`` in place; a real ``kf`` scales the (re, im) pairs (a real product)."""
+        if kf.is_complex():
+            return s.mul_(kf)
+        torch.view_as_real(s).mul_(kf)
+        return s
+
+    def field(s: torch.Tensor) -> torch.Tensor:
+        """The field of spectrum ``s`` on the block (a view of the reused output buffer)."""
+        torch.fft.irfftn(s, s=fft_shape, dim=dims, out=real_out)
+        return real_out if periodic else real_out[crop]
+
+    # Z1 = σ1·X1 + Σ_j (√(1−a)·εX_j + √a·εZ_j)², Z2 likewise with εY_j: each square's two fields
+    # are summed in Fourier space (one inverse FFT for both), and √a·εZ_j's spectrum is shared.
+    Z1 = field(times(noise_spectrum("X1", 0, spec), kfft("X1", float(model.sigma1)))).clone()
+    Z2 = None
+    if three:
+        Z2 = field(times(noise_spectrum("X2", 0, spec), kfft("X2", float(model.sigma2)))).clone()
+    kx, kz = kfft("eps_X", ca), kfft("eps_Z", sa)
+    ky = kfft("eps_Y", ca) if three else None
     for j in range(int(model.n_chi2)):
-        ez = field(kz, "eps_Z", j).mul_(sa)
-        xt = field(kx, "eps_X", j).mul_(ca).add_(ez)
+        times(noise_spectrum("eps_Z", j, shared), kz)
+        xt = field(times(noise_spectrum("eps_X", j, spec), kx).add_(shared))
         Z1.addcmul_(xt, xt)
-        del xt
         if three:
-            yt = field(ky, "eps_Y", j).mul_(ca).add_(ez)
+            yt = field(times(noise_spectrum("eps_Y", j, spec), ky).add_(shared))
             Z2.addcmul_(yt, yt)
-            del yt
-        del ez
     return Z1, Z2
 
 
