@@ -264,6 +264,11 @@ def block_noise(
         # (block, *inner, last) → (*inner, block·last): the row as a slab of the lattice.
         z = z.reshape(nbx, steps * 8)[:, :vals].reshape(nbx, *inner, blk[-1])
         z = np.moveaxis(z, 0, -2).reshape(*inner, nbx * blk[-1])
+        src, dst = window_rows(row)
+        out[dst] = z[(*src, slice(x0, x0 + shape[-1]))]
+
+    def window_rows(row: tuple[int, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+        """Slices of the row's blocks (src) and of the window (dst) along the row axes."""
         src, dst = [], []
         for ax, bi in enumerate(row):
             start = bi * blk[ax]
@@ -271,11 +276,42 @@ def block_noise(
             e = min(start + blk[ax], origin[ax] + shape[ax])
             src.append(slice(a - start, e - start))
             dst.append(slice(a - origin[ax], e - origin[ax]))
-        out[tuple(dst)] = z[(*src, slice(x0, x0 + shape[-1]))]
+        return tuple(src), tuple(dst)
+
+    X = shape[-1]
+    hx = blk[-1] // 2  # words per block line along the last axis
+    # Word p of the row slab holds the values at positions 2p (cos) and 2p + 1 (sin).
+    pe0, pe1 = -(-x0 // 2), -(-(x0 + X) // 2)  # words whose even position is in the window
+    po0, po1 = x0 // 2, (x0 + X) // 2  # words whose odd position is in the window
+    p0, p1 = min(pe0, po0), max(pe1, po1)
+
+    def fill_fast(row: tuple[int, ...]) -> None:
+        """The same values as ``fill``, with one copy less: the raw words are moved into lattice
+        order, and Box–Muller writes straight into the window."""
+        gen = np.random.Philox(key=key, counter=_row_counter(nd, row, lo[-1] * steps))
+        src, dst = window_rows(row)
+        w = gen.random_raw(nbx * steps * 4).reshape(nbx, *inner, hx)[(slice(None), *src)]
+        w = np.ascontiguousarray(np.moveaxis(w, 0, -2))
+        u = w.reshape(*w.shape[:-2], nbx * hx)[..., p0:p1].view(np.uint32)
+        a = (u[..., 0::2] >> 8).astype(np.float32)
+        a += np.float32(0.5)
+        a *= np.float32(2.0**-24)
+        r = np.log(a)
+        r *= np.float32(-2.0)
+        np.sqrt(r, out=r)
+        th = (u[..., 1::2] >> 8).astype(np.float32)
+        th *= np.float32(2.0 * math.pi * 2.0**-24)
+        dest = out[dst]
+        ev = slice(pe0 - p0, pe1 - p0)
+        np.multiply(r[..., ev], np.cos(th[..., ev]), out=dest[..., 2 * pe0 - x0 :: 2])
+        od = slice(po0 - p0, po1 - p0)
+        np.multiply(r[..., od], np.sin(th[..., od]), out=dest[..., 2 * po0 + 1 - x0 :: 2])
+
+    fast = vals == steps * 8 and blk[-1] % 2 == 0
 
     def fill_all(rows: list[tuple[int, ...]]) -> None:
         for r in rows:
-            fill(r)
+            (fill_fast if fast else fill)(r)
 
     rows = list(product(*[range(a, b + 1) for a, b in zip(lo[:-1], hi[:-1], strict=True)]))
     n_threads = threads if threads is not None else max(1, torch.get_num_threads())
