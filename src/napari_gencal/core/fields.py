@@ -340,8 +340,9 @@ def _even_spectrum(kernel: torch.Tensor, fft_shape: Sequence[int]) -> torch.Tens
     K = kernel
     for i, (n, r) in enumerate(zip(fft_shape, radii, strict=True)):
         n = int(n)
-        freqs = torch.arange(n // 2 + 1 if i == nd - 1 else n, dtype=torch.float64)
-        offs = torch.arange(-r, r + 1, dtype=torch.float64)
+        dev = kernel.device
+        freqs = torch.arange(n // 2 + 1 if i == nd - 1 else n, dtype=torch.float64, device=dev)
+        offs = torch.arange(-r, r + 1, dtype=torch.float64, device=dev)
         # (k·s mod N) keeps the cosine argument small, so float64 rounding stays at ~1e-16.
         C = torch.cos(2 * math.pi * torch.remainder(freqs[:, None] * offs[None, :], n) / n)
         # Contract the first trailing axis; the new frequency axis goes last, so after nd steps
