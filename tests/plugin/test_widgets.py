@@ -190,6 +190,48 @@ def test_calibration_on_a_3d_stack_fits_b(viewer, qtbot):
     assert w.model.anisotropy > 0
 
 
+def test_calibration_job_refines_b_like_the_cli(monkeypatch):
+    # The widget's worker must do what the CLI and the API do after a run on a z-stack: refine b
+    # with the calibrated model. A spy stands in for the (slow) refinement.
+    import napari_gencal.core.calibrate as core_cal
+    from napari_gencal._widgets._calibration import calibration_job
+    from napari_gencal.core.calibrate import CalibrationConfig
+
+    calls = []
+
+    def spy(model, data, seed=0):
+        calls.append(seed)
+        return model.copy(anisotropy=1.2345)
+
+    monkeypatch.setattr(core_cal, "refine_anisotropy", spy)
+    rng = np.random.default_rng(0)
+    from scipy.ndimage import gaussian_filter
+
+    f = gaussian_filter(rng.standard_normal((34, 34, 34)), 2.0)
+    stack = np.digitize(f, np.quantile(f, [0.35, 0.7])).astype(np.uint8)
+    cfg = CalibrationConfig.preset("quick").replace(
+        algorithm=1, max_epochs=1, window=32, batch=1, steps_per_epoch=1, m_cap=4,
+        pretrain_model_steps=1, pretrain_disc_steps=1, init_scale_search=False,
+        eval_sections=1, early_stop_start=1, device="cpu", seed=7, time_limit=None,
+    )  # fmt: skip
+    job = calibration_job(stack, "0,1,2", "z", True, cfg, 1, {})
+    texts = []
+    try:
+        while True:
+            rec = next(job)
+            texts.append(rec.get("text", ""))
+    except StopIteration as stop:
+        result = stop.value
+    assert calls == [7] and any("anisotropy" in t for t in texts)
+    assert result["model"].anisotropy == 1.2345
+    # x-sections (axis "x"): no b from the stack, no refinement
+    calls.clear()
+    job = calibration_job(stack, "0,1,2", "x", True, cfg, 1, {})
+    for _ in job:
+        pass
+    assert calls == []
+
+
 def test_calibration_cancel_keeps_best_model(viewer, qtbot):
     from napari_gencal._widgets import CalibrationWidget
 

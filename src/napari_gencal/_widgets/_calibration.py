@@ -82,7 +82,7 @@ def calibration_job(
     ``{"model", "stop_reason", "note", "best_score"}``. ``holder["cal"]`` receives the engine so the
     GUI can call its thread-safe :meth:`cancel`.
     """
-    from ..core.calibrate import Calibration, prepare_data
+    from ..core.calibrate import Calibration, prepare_data, refine_anisotropy
     from ..core.generate import generate_sections
 
     yield {"kind": "status", "text": "preparing data…"}
@@ -151,6 +151,11 @@ def calibration_job(
             last_preview = rec.epoch
             yield preview(cal.best_model, rec.epoch)
     model = cal.models.get("low" if config.model in ("low", "both") else "high", cal.best_model)
+    reason = cal.stop_reason or ""
+    if data.anisotropy_note and reason != "cancelled" and not reason.startswith("non-finite"):
+        # As the CLI and the API: b from the stack (Eq. 40), refined on the model's realizations.
+        yield {"kind": "status", "text": "refining the anisotropy b with the calibrated model…"}
+        model = refine_anisotropy(model, data, seed=config.seed)
     yield preview(model, rec.epoch if rec is not None else 0)
     return {
         "model": model,
