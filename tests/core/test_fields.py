@@ -140,9 +140,13 @@ def test_grf_covariance_equals_kernel_autocorrelation():
     assert abs(rho[tuple(c)] - 1.0) < 1e-12  # unit variance by normalization
 
 
-def test_section_spectrum_is_the_planar_covariance_spectrum():
+@pytest.mark.parametrize("even", [False, True])
+def test_section_spectrum_is_the_planar_covariance_spectrum(even):
     rng = np.random.default_rng(1)
     k = torch.from_numpy(rng.standard_normal((5, 7, 7)))
+    if even:  # even in y and x, like every radial kernel: the cosine-sum path runs
+        k = k + k.flip(-1)
+        k = k + k.flip(-2)
     k = k / k.pow(2).sum().sqrt()
     L = 16
     S2 = section_spectrum(k, L).numpy()
