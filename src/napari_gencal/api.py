@@ -200,12 +200,13 @@ def generate(
     seed: int = 0,
     device: str = "auto",
     periodic: bool = False,
-    chunks: int | Sequence[int] | None = None,
+    chunks: int | Sequence[int] | str | None = "auto",
 ) -> np.ndarray:
     """Generate a hard-threshold label volume (or 2D section) from a model.
 
     Same model, seed and device → the identical array. ``chunks`` generates block by block with
-    bounded memory and gives the same result voxel for voxel.
+    bounded memory and gives the same result voxel for voxel; ``"auto"`` (default) does so only
+    when the whole volume would need more than 2 GiB of working memory, None never.
     """
     from .core.generate import generate as _generate
 

@@ -301,3 +301,32 @@ def test_low_parametric_sections_are_differentiable():
     ind[:, 1].mean().backward()  # phase 2 depends on all five kernels (phase 1 not on X2, eps_Y)
     for n, p in mod.cov.items():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, n
+
+
+def test_auto_chunks_bound_memory_and_equal_whole(model, monkeypatch):
+    import napari_gencal.core.generate as gen_mod
+    from napari_gencal.core.generate import auto_chunks, working_memory
+
+    shape = (23, 30, 27)
+    whole = generate(model, shape, seed=5, device="cpu", chunks=None)
+    assert auto_chunks(model, shape) is None  # small: whole
+    budget = working_memory(model, shape) // 3
+    ch = auto_chunks(model, shape, budget=budget)
+    assert ch is not None and working_memory(model, ch) <= budget
+    assert all(c <= s for c, s in zip(ch, shape, strict=True))
+    # the default "auto" under a small budget cuts the volume and still gives the same voxels
+    monkeypatch.setattr(gen_mod, "MEMORY_BUDGET", budget)
+    blocks = []
+    real_block = gen_mod.generate_block
+    monkeypatch.setattr(
+        gen_mod, "generate_block", lambda *a, **k: blocks.append(a[2]) or real_block(*a, **k)
+    )
+    np.testing.assert_array_equal(generate(model, shape, seed=5, device="cpu"), whole)
+    assert len(blocks) > 1 and max(working_memory(model, b) for b in blocks) <= budget
+    img = generate(model, (33, 35), seed=5, device="cpu", chunks=None)
+    blocks.clear()
+    monkeypatch.setattr(gen_mod, "MEMORY_BUDGET", working_memory(model, (1, 33, 35)) // 2)
+    np.testing.assert_array_equal(generate(model, (33, 35), seed=5, device="cpu"), img)
+    assert len(blocks) > 1
+    with pytest.raises(ValueError, match="chunks"):
+        generate(model, shape, chunks="all")

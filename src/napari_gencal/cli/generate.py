@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         nargs="+",
         metavar="N",
-        help="generate in blocks of this size (one value or Z Y X) to bound memory",
+        help="generate in blocks of this size (one value or Z Y X) to bound memory; 0: whole "
+        "(default: whole when it fits 2 GiB of working memory, else equal blocks that do)",
     )
     p.add_argument(
         "--precision",
@@ -66,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
         # Check before the (possibly long) generation, not after.
         raise FileExistsError(f"{out} already exists; choose another name or pass --overwrite")
     model = ExcursionModel.load(args.model)
-    chunks = None
-    if args.chunks:
+    chunks: object = "auto"
+    if args.chunks == [0]:
+        chunks = None
+    elif args.chunks:
         if len(args.chunks) not in (1, len(args.shape)):
             raise CLIError(f"--chunks takes one size or {len(args.shape)} sizes")
         chunks = args.chunks[0] if len(args.chunks) == 1 else tuple(args.chunks)

@@ -42,6 +42,8 @@ __all__ = [
     "generate_block",
     "generate_fields",
     "iter_chunks",
+    "auto_chunks",
+    "working_memory",
     "section_fields",
     "sample_sections",
     "generate_sections",
@@ -244,13 +246,57 @@ def iter_chunks(
         yield o, tuple(min(c, s - oo) for oo, c, s in zip(o, ch, shape, strict=True))
 
 
+#: Working memory (bytes) that ``generate(chunks="auto")`` allows one whole-volume pass; larger
+#: volumes are generated in chunks that fit it.
+MEMORY_BUDGET = 2 * 2**30
+
+
+def working_memory(model: ExcursionModel, shape: Sequence[int], precision: str = "double") -> int:
+    """Estimated peak bytes of :func:`generate_fields` on a 3D block of ``shape`` (non-periodic).
+
+    Two real FFT buffers, two half spectra, five real kernel half spectra and the two fields:
+    about ``itemsize · (6.5 · N_fft + 2 · N_block)`` (measured peaks are within ~25 %).
+    """
+    radii = kernel_radius(int(model.m), model.scale, 3)
+    n_fft = math.prod(
+        int(next_fast_len(s + 2 * r, real=True)) for s, r in zip(shape, radii, strict=True)
+    )
+    item = 8 if precision == "double" else 4
+    return int(item * (6.5 * n_fft + 2 * math.prod(shape)))
+
+
+def auto_chunks(
+    model: ExcursionModel,
+    shape: Sequence[int],
+    precision: str = "double",
+    budget: int | None = None,
+) -> tuple[int, ...] | None:
+    """Chunk shape for a 3D ``shape`` whose whole-volume pass would exceed ``budget`` bytes
+    (default :data:`MEMORY_BUDGET`).
+
+    None when the whole volume fits. Otherwise each axis is cut into equal pieces, splitting the
+    currently longest piece until a chunk fits (equal chunks share their kernel spectra). On the
+    development CPU such chunks were also faster than the whole volume from 320³ on.
+    """
+    budget = MEMORY_BUDGET if budget is None else int(budget)
+    sh = tuple(int(s) for s in shape)
+    if working_memory(model, sh, precision) <= budget:
+        return None
+    parts = [1] * len(sh)
+    while True:
+        edge = [-(-s // p) for s, p in zip(sh, parts, strict=True)]
+        if working_memory(model, edge, precision) <= budget or max(edge) == 1:
+            return tuple(edge)
+        parts[int(np.argmax(edge))] += 1
+
+
 def generate(
     model: ExcursionModel,
     shape: Sequence[int],
     seed: int = 0,
     device: str | torch.device = "auto",
     periodic: bool = False,
-    chunks: int | Sequence[int] | None = None,
+    chunks: int | Sequence[int] | str | None = "auto",
     precision: str = "double",
 ) -> np.ndarray:
     """A hard-threshold realization of the model as a label array.
@@ -267,9 +313,11 @@ def generate(
     periodic : bool
         Periodic boundary (a torus; each side must be ≥ the kernel support). Default: non-periodic,
         exact in law, no wrap-around.
-    chunks : int or (z, y, x), optional
+    chunks : "auto", int, (z, y, x) or None
         Generate block by block with a halo of the kernel radius (bounded memory); the result equals
-        the whole-volume result voxel for voxel. Not with ``periodic``.
+        the whole-volume result voxel for voxel. ``"auto"`` (default): whole when the volume's
+        working memory fits :data:`MEMORY_BUDGET` (2 GiB; 256³ in double does), else equal chunks
+        that fit it (:func:`auto_chunks`). None: always whole. Periodic volumes are always whole.
     precision : {"double", "single"}
         Arithmetic of the fields. Double (default) makes chunked and whole agree exactly except for
         voxels within ~1e-12 of a threshold; single is ~2× faster but flips ~1e-6 of the voxels
@@ -291,6 +339,12 @@ def generate(
         sh3 = (2 * radii[0] + 1 if periodic else 1, *sh)
     else:
         sh3 = sh
+    if isinstance(chunks, str):
+        if chunks != "auto":
+            raise ValueError(f"chunks must be 'auto', None, a size or sizes, got {chunks!r}")
+        chunks = None if periodic else auto_chunks(model, sh3, precision)
+        if chunks is not None and two_d:
+            chunks = chunks[1:]
     if periodic and chunks is not None:
         raise ValueError(
             "chunks cannot be combined with periodic=True; generate periodic volumes whole"
