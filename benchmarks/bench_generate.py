@@ -1,6 +1,7 @@
 """Benchmark: 3D generation against the bare FFTs it needs, and chunked against whole.
 
 Run: ``python benchmarks/bench_generate.py [--size 256] [--m 20] [--device cpu] [--threads 2]``
+(``--auto-only``: the default ``chunks="auto"`` against whole generation at ``--size``)
 
 Figures printed:
 
@@ -63,7 +64,7 @@ if what == "floor":
         del y
     sync(); res["seconds"] = time.perf_counter() - t; res["cpu_seconds"] = cpu() - c
 else:
-    chunks = None if what == "whole" else (n // 2,) * 3
+    chunks = {"whole": None, "auto": "auto"}.get(what, (n // 2,) * 3)
     t = time.perf_counter(); c = cpu()
     v = generate(model, shape, seed=1, device=cfg["device"], chunks=chunks,
                  precision=cfg["precision"])
@@ -99,11 +100,26 @@ def main() -> None:
         "--chunk-size", type=int, default=128, help="volume edge of the chunked comparison"
     )
     ap.add_argument("--no-chunks", action="store_true", help="skip the chunked comparison")
+    ap.add_argument(
+        "--auto-only",
+        action="store_true",
+        help="only compare the default chunks='auto' with whole generation at --size (float32)",
+    )
     args = ap.parse_args()
     base = {"size": args.size, "m": args.m, "device": args.device, "threads": args.threads}
     nvox = args.size**3
     print(f"generation of a {args.size}^3 three-phase volume, n = 3, m = {args.m}, "
           f"device {args.device}, {args.threads} threads")  # fmt: skip
+    if args.auto_only:
+        auto = _run({**base, "what": "auto", "precision": "single"})
+        whole = _run({**base, "what": "whole", "precision": "single"})
+        print(
+            f"[single] chunks='auto' {auto['seconds']:.1f} s, peak RSS {auto['peak_rss_mb']:.0f} "
+            f"MB; whole {whole['seconds']:.1f} s, peak RSS {whole['peak_rss_mb']:.0f} MB; ratio "
+            f"auto/whole = {auto['seconds'] / whole['seconds']:.2f}; fractions "
+            f"{auto['fractions']} vs {whole['fractions']}"
+        )
+        return
     results = {}
     for prec in ("double", "single"):
         floor = _run({**base, "what": "floor", "precision": prec})
