@@ -135,6 +135,34 @@ def finish_model(
     )
 
 
+#: Scalar samples of the one-point law used to match the thresholds to the data's fractions
+#: (accuracy of the fractions ~ sqrt(φ(1 − φ) / n) ≈ 0.001).
+_N_MARGINAL = 200_000
+
+
+def match_thresholds(module: ExcursionModule, fractions: np.ndarray, seed: int = 0) -> bool:
+    """Set ``λ1, λ2`` of ``module`` in place so that its volume fractions are ``fractions``.
+
+    The fractions of the model depend only on ``σ1, σ2, a`` and the thresholds (every field has
+    unit variance), so the thresholds follow from the scalar marginals
+    (:func:`~napari_gencal.core.model.thresholds_for_fractions`). Returns False (module
+    unchanged) when the fractions cannot be reached by this model.
+    """
+    from ..model import thresholds_for_fractions
+
+    f = np.clip(np.asarray(fractions, dtype=float), 1e-4, None)
+    f = f / f.sum()
+    try:
+        fitted = thresholds_for_fractions(module.to_model(), f, n_samples=_N_MARGINAL, seed=seed)
+    except ValueError:
+        return False
+    with torch.no_grad():
+        module.lambda1.fill_(fitted.lambda1)
+        if module.n_phases == 3:
+            module.lambda2.fill_(fitted.lambda2)
+    return True
+
+
 def sample_sections(
     module: ExcursionModule, batch: int, size: int, generator: torch.Generator, soft: bool = True
 ) -> torch.Tensor:

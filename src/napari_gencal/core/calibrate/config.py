@@ -58,6 +58,12 @@ class CalibrationConfig:
     straight_through : bool
         Losses see hard-threshold sections while gradients flow through the sigmoid relaxation
         (straight-through estimator). False: the losses see the soft sections Ξ̃ (method.md).
+    match_fractions : bool
+        Evaluate and keep the parameters with thresholds λ1, λ2 set so that the model's one-point
+        law gives the data's volume fractions exactly (Monte Carlo over the scalar marginals, see
+        :func:`~napari_gencal.core.model.thresholds_for_fractions`); training itself is unchanged.
+        False: evaluate and keep the thresholds as trained (soft sections bias them, and the
+        fixed-seed evaluation sections pick epochs whose hard fractions are off by ~0.01–0.02).
     gamma : float or None
         Weight of the TPPF term in Algorithm 3's model loss ``adv + γ·TPPF``. None: chosen at the
         first adversarial step so that both terms are equally large.
@@ -111,6 +117,7 @@ class CalibrationConfig:
     nu: float = 10.0
     interpolation: str = "linear"
     straight_through: bool = False
+    match_fractions: bool = True
     gamma: float | None = None
     lr_theta: float = 1e-3
     lr_theta_low: float = 1e-2
