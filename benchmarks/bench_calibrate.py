@@ -192,7 +192,7 @@ def bench_sofc(minutes: float) -> None:
 
 
 # ---------------------------------------------------------------------- electrode
-def bench_electrode(minutes: float, phases: str = "0,85,170") -> None:
+def bench_electrode(minutes: float, phases: str = "85,170,0") -> None:
     names = {0: "pore", 85: "NMC", 170: "binder"}
     labels = tuple(int(v) for v in phases.split(","))
     img = read_labels(DATA / "electrode.tiff", phases=phases)
@@ -332,7 +332,9 @@ def main() -> None:
     p.add_argument("name", choices=("known", "sofc", "electrode", "ablation", "all"))
     p.add_argument("--minutes", type=float, default=8.0, help="time budget per calibration")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--phases", default="0,85,170", help="electrode: phase order (labels)")
+    p.add_argument(
+        "--phases", default="85,170,0", help="electrode: phase order (labels; NMC, binder, pore)"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}))
