@@ -99,6 +99,21 @@ def test_block_noise_is_standard_normal():
     assert stats.kstest(x[::7], "norm").pvalue > 1e-3
 
 
+def test_block_noise_is_white_across_pairs_blocks_rows_and_streams():
+    # Box–Muller makes two values per 64-bit word (neighbours along x), rows of blocks share a
+    # generator: none of that may show as correlation. Lag correlations of i.i.d. N(0, 1) have
+    # SE 1/sqrt(n); 4 SE tolerance. Tails: P(|z| > 3) = 0.0027 with binomial SE.
+    x = block_noise(11, (64, 64, 64), origin=(-8, -24, -3), stream=4).numpy().astype(np.float64)
+    y = block_noise(11, (64, 64, 64), origin=(-8, -24, -3), stream=5).numpy().astype(np.float64)
+    for lag in [(0, 0, 1), (0, 0, 2), (0, 1, 0), (1, 0, 0), (0, 0, 16), (0, 16, 0), (16, 0, 0)]:
+        a = x[: 64 - lag[0], : 64 - lag[1], : 64 - lag[2]]
+        b = x[lag[0] :, lag[1] :, lag[2] :]
+        assert abs((a * b).mean()) < 4 / math.sqrt(a.size), lag
+    assert abs((x * y).mean()) < 4 / math.sqrt(x.size)
+    p3 = 2 * stats.norm.sf(3)
+    assert abs((np.abs(x) > 3).mean() - p3) < 4 * math.sqrt(p3 * (1 - p3) / x.size)
+
+
 def test_moving_average_valid_and_periodic_match_scipy():
     rng = np.random.default_rng(0)
     noise = rng.standard_normal((15, 17, 19))
