@@ -83,6 +83,7 @@ def test_config_validation_and_presets():
     q = CalibrationConfig.preset("quick")
     p = CalibrationConfig.preset("paper")
     assert q.max_epochs < p.max_epochs and p.patience == 500 and p.early_stop_start == 101
+    assert q.straight_through and not CalibrationConfig().straight_through
     d = CalibrationConfig().to_dict()
     assert CalibrationConfig.from_dict(json.loads(json.dumps(d))) == CalibrationConfig()
     assert d["batch"] == 32 and d["betas"] == [0.5, 0.999] and d["skip_threshold"] == 0.4
