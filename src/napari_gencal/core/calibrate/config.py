@@ -58,9 +58,9 @@ class CalibrationConfig:
     straight_through : bool
         Losses see hard-threshold sections while gradients flow through the sigmoid relaxation
         (straight-through estimator). False: the losses see the soft sections Ξ̃ (method.md), whose
-        TPPF drop near r = 0 is 10–25 % below that of the hard sections, so a fit leaves hard
-        realizations rougher than the data. True in the quick preset (measured better on the
-        known-truth, SOFC and electrode benchmarks, docs/decisions/calibration.md).
+        TPPF drop near r = 0 is 16–27 % below that of the hard sections, so a fit leaves hard
+        realizations rougher than the data. True in the quick preset (measured: better on the
+        electrode and SOFC benchmarks, as good on the known truth; docs/decisions/calibration.md).
     match_fractions : bool
         Evaluate and keep the parameters with thresholds λ1, λ2 set so that the model's one-point
         law gives the data's volume fractions exactly (Monte Carlo over the scalar marginals, see
