@@ -232,6 +232,26 @@ def test_calibration_job_refines_b_like_the_cli(monkeypatch):
     assert calls == []
 
 
+def test_calibration_job_shows_data_warnings(viewer):
+    # Warnings about the data (here: the phase order) reach the user as notifications, not stderr.
+    from napari_gencal._widgets import CalibrationWidget
+    from napari_gencal._widgets._calibration import calibration_job
+    from napari_gencal.core.calibrate import CalibrationConfig
+
+    stripes = np.tile(np.repeat([0, 2, 1, 2] * 4, 4), (64, 1)).astype(np.uint8)
+    cfg = CalibrationConfig.preset("quick").replace(
+        algorithm=1, max_epochs=1, window=32, batch=1, steps_per_epoch=1, m=3, r_max=5,
+        pretrain_model_steps=1, pretrain_disc_steps=1, init_scale_search=False,
+        eval_sections=1, early_stop_start=1, device="cpu", time_limit=None,
+    )  # fmt: skip
+    recs = list(calibration_job(stripes, "0,1,2", "z", False, cfg, 1, {}))
+    warns = [r["text"] for r in recs if r.get("kind") == "warning"]
+    assert len(warns) == 1 and "phase order" in warns[0]
+    w = CalibrationWidget(viewer)
+    w._on_yield({"kind": "warning", "text": warns[0]})
+    assert "phase order" in w.message.text()
+
+
 def test_calibration_cancel_keeps_best_model(viewer, qtbot):
     from napari_gencal._widgets import CalibrationWidget
 

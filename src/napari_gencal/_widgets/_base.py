@@ -221,6 +221,17 @@ class GencalWidget(QWidget):
         except Exception:  # noqa: BLE001 - notifications are best effort
             pass
 
+    def show_warning(self, text: str) -> None:
+        """A warning about the data or the run: a napari notification that stays readable while
+        the message line moves on (never raises)."""
+        self.message.setText(text)
+        try:
+            from napari.utils.notifications import show_warning
+
+            show_warning(text)
+        except Exception:  # noqa: BLE001 - notifications are best effort
+            pass
+
     # -- workers --------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:

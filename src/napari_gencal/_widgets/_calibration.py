@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def calibration_job(
     ``{"model", "stop_reason", "note", "best_score"}``. ``holder["cal"]`` receives the engine so the
     GUI can call its thread-safe :meth:`cancel`.
     """
-    from ..core.calibrate import Calibration, prepare_data, refine_anisotropy
+    from ..core.calibrate import Calibration, CalibrationWarning, prepare_data, refine_anisotropy
     from ..core.generate import generate_sections
 
     yield {"kind": "status", "text": "preparing data…"}
@@ -90,7 +91,14 @@ def calibration_job(
     yield {"kind": "status", "text": "setting up the model and the data statistics…"}
     if holder.get("cancelled"):
         return {"model": None, "stop_reason": "cancelled", "note": "", "best_score": None}
-    cal = Calibration.from_prepared(data, config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CalibrationWarning)
+        cal = Calibration.from_prepared(data, config)
+    for w in caught:  # non-stationary data, phase order: shown in napari, not lost on stderr
+        if issubclass(w.category, CalibrationWarning):
+            yield {"kind": "warning", "text": str(w.message)}
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     holder["cal"] = cal
     if holder.get("cancelled"):
         cal.cancel()
@@ -478,6 +486,8 @@ class CalibrationWidget(GencalWidget):
         kind = rec.get("kind")
         if kind == "status":
             self.show_message(rec["text"])
+        elif kind == "warning":
+            self.show_warning(rec["text"])
         elif kind == "data":
             self._data_curves = rec["curves"]
             self._names = rec["names"]

@@ -465,9 +465,7 @@ def section_spectrum(kernel3d: torch.Tensor, size: int) -> torch.Tensor:
             f"least 4·r + 1 = {4 * r + 1}"
         )
     with torch.no_grad():
-        even = torch.equal(kernel3d, kernel3d.flip(-1)) and torch.equal(
-            kernel3d, kernel3d.flip(-2)
-        )
+        even = torch.equal(kernel3d, kernel3d.flip(-1)) and torch.equal(kernel3d, kernel3d.flip(-2))
     if even:
         # Radial kernels: each centred z-slice has a real spectrum (cosine sums, two small matrix
         # products); forward and backward are matmuls instead of padded FFTs, whose backward

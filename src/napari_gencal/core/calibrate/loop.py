@@ -39,6 +39,7 @@ from . import _backend as be
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import MIN_WINDOW, CalibrationConfig, largest_window
 from .discriminator import Discriminator, RealSampler, adversarial_loss, disc_loss
+from .phase_order import phase_order_advice
 
 __all__ = ["Calibration", "Progress", "CalibrationWarning", "check_stationarity"]
 
@@ -271,6 +272,9 @@ class Calibration:
         self.device = resolve_device(config.device)
         for msg in check_stationarity(self.sections, self.k):
             warnings.warn(msg, CalibrationWarning, stacklevel=2)
+        advice = phase_order_advice(self.sections, tuple(phase_map.labels))
+        if advice is not None and ckpt is None:
+            warnings.warn(advice, CalibrationWarning, stacklevel=2)
 
         _, h, w = self.sections.shape
         self.window = self._resolve_window(h, w)
