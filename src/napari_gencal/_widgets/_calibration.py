@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,7 +82,7 @@ def calibration_job(
     ``{"model", "stop_reason", "note", "best_score"}``. ``holder["cal"]`` receives the engine so the
     GUI can call its thread-safe :meth:`cancel`.
     """
-    from ..core.calibrate import Calibration, CalibrationWarning, prepare_data, refine_anisotropy
+    from ..core.calibrate import Calibration, prepare_data, refine_anisotropy
     from ..core.generate import generate_sections
 
     yield {"kind": "status", "text": "preparing data…"}
@@ -91,14 +90,9 @@ def calibration_job(
     yield {"kind": "status", "text": "setting up the model and the data statistics…"}
     if holder.get("cancelled"):
         return {"model": None, "stop_reason": "cancelled", "note": "", "best_score": None}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CalibrationWarning)
-        cal = Calibration.from_prepared(data, config)
-    for w in caught:  # non-stationary data, phase order: shown in napari, not lost on stderr
-        if issubclass(w.category, CalibrationWarning):
-            yield {"kind": "warning", "text": str(w.message)}
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    cal, notes = Calibration.from_prepared_with_notes(data, config)
+    for note in notes:  # non-stationary data, phase order: shown in napari, not lost on stderr
+        yield {"kind": "warning", "text": note}
     holder["cal"] = cal
     if holder.get("cancelled"):
         cal.cancel()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 
@@ -98,7 +97,7 @@ def follow(cal, log, quiet: bool = False) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read, calibrate, write the model; returns the exit status."""
     from ..core.calibrate import CalibrationConfig, prepare_data, refine_anisotropy
-    from ..core.calibrate.loop import Calibration, CalibrationWarning
+    from ..core.calibrate.loop import Calibration
     from ..core.io import read_labels
     from . import CLIError
 
@@ -136,14 +135,9 @@ def run(args: argparse.Namespace) -> int:
         f"{config.algorithm}, model {config.model}",
         file=log,
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CalibrationWarning)
-        cal = Calibration.from_prepared(data, config, resume=args.resume)
-    for w in caught:  # one readable line each, not Python's file:line warning format
-        if issubclass(w.category, CalibrationWarning):
-            print(f"warning: {w.message}", file=log)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    cal, notes = Calibration.from_prepared_with_notes(data, config, resume=args.resume)
+    for note in notes:  # one readable line each, not Python's file:line warning format
+        print(f"warning: {note}", file=log)
     try:
         follow(cal, log, quiet=args.quiet)
     except KeyboardInterrupt:

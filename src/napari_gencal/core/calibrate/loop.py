@@ -226,6 +226,25 @@ class Calibration:
             resume=resume,
         )
 
+    @classmethod
+    def from_prepared_with_notes(
+        cls, data: Any, config: CalibrationConfig | None = None, *, resume: str | None = None
+    ) -> tuple[Calibration, list[str]]:
+        """:meth:`from_prepared`, returning its :class:`CalibrationWarning` messages (about the
+        data: non-stationarity, phase order) instead of emitting them, for front ends that show
+        them their own way (one CLI line each, a napari notification). Other warnings pass on.
+        """
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CalibrationWarning)
+            cal = cls.from_prepared(data, config, resume=resume)
+        notes = []
+        for w in caught:
+            if issubclass(w.category, CalibrationWarning):
+                notes.append(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return cal, notes
+
     def __init__(
         self,
         sections: np.ndarray,
