@@ -127,7 +127,7 @@ def compare_rows(d_ref, d_mod, axes, d_mc: list | None = None) -> list[tuple]:
 def bench_known(minutes: float) -> None:
     pm = PhaseMap((0, 1, 2), ("SE", "AM", "pore"))
     truth = ExcursionModel.default(
-        "high", m=10, n_phases=3, fractions=[0.42, 0.51, 0.07], length_scale=3.0, phase_map=pm
+        "high", m=10, n_phases=3, fractions=[0.42, 0.51, 0.07], width=3.0, phase_map=pm
     ).copy(sigma1=0.8, sigma2=1.2, a=0.3)
     from napari_gencal.core.model import thresholds_for_fractions
 

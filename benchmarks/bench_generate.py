@@ -41,7 +41,7 @@ def cpu():
 cfg = json.loads(sys.argv[1])
 torch.set_num_threads(cfg["threads"])
 n, m, what = cfg["size"], cfg["m"], cfg["what"]
-model = ExcursionModel.default(m=m, fractions=(0.42, 0.51, 0.07), length_scale=m / 4)
+model = ExcursionModel.default(m=m, fractions=(0.42, 0.51, 0.07), width=m / 4)
 dtype = torch.float64 if cfg["precision"] == "double" else torch.float32
 dev = torch.device(cfg["device"])
 shape = (n, n, n)

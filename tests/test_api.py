@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def data() -> np.ndarray:
     """2D sections of a known model, with label values 10/20/30 (not 0..k-1 on purpose)."""
     truth = ExcursionModel.default(
-        "high", m=4, fractions=[0.4, 0.35, 0.25], length_scale=2.0,
+        "high", m=4, fractions=[0.4, 0.35, 0.25], width=2.0,
         phase_map=PhaseMap((10, 20, 30)),
     )  # fmt: skip
     return api.generate_sections(truth, 2, 64, seed=1, device="cpu")

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def truth() -> ExcursionModel:
     return ExcursionModel.default(
-        "high", m=5, n_phases=3, fractions=[0.4, 0.35, 0.25], length_scale=2.0, phase_map=PM3
+        "high", m=5, n_phases=3, fractions=[0.4, 0.35, 0.25], width=2.0, phase_map=PM3
     )
 
 

@@ -72,7 +72,7 @@ def test_model_based_b_recovers_the_generating_b():
     # seeds 100–102) the estimates were 1.93, 1.93, 2.22 (b = 2) and 0.62, 0.61, 0.61 (b = 0.6):
     # scatter ≈ 7 %; tolerance ≈ 2 × 7 % = 15 %.
     model = ExcursionModel.default(
-        "high", m=5, fractions=[0.4, 0.35, 0.25], length_scale=2.0, phase_map=PM3,
+        "high", m=5, fractions=[0.4, 0.35, 0.25], width=2.0, phase_map=PM3,
         interpolation="nearest",
     )  # fmt: skip
     for b, seed in ((2.0, 101), (0.6, 100)):
@@ -89,7 +89,7 @@ def test_eq40_is_unbiased_for_continuous_kernels():
     # errors 0.1 % for b = 2 and seed 101 — the shell kernel's bias is what made model-based
     # refinement necessary).
     model = ExcursionModel.default(
-        "high", m=5, fractions=[0.4, 0.35, 0.25], length_scale=2.0, phase_map=PM3
+        "high", m=5, fractions=[0.4, 0.35, 0.25], width=2.0, phase_map=PM3
     )
     assert model.interpolation == "linear"
     for b, seed in ((2.0, 101), (0.6, 100)):
@@ -99,7 +99,7 @@ def test_eq40_is_unbiased_for_continuous_kernels():
 
 def test_reduce_to_low_fits_the_kernel_covariances():
     high = ExcursionModel.default(
-        "high", m=8, fractions=[0.4, 0.35, 0.25], length_scale=2.5, phase_map=PM3
+        "high", m=8, fractions=[0.4, 0.35, 0.25], width=2.5, phase_map=PM3
     )
     low = reduce_to_low(high, n_starts=2)
     assert low.kind == "low" and low.m == high.m and low.lambda1 == high.lambda1
@@ -130,7 +130,7 @@ def test_prepare_data_stack_and_image():
 
 def test_cli_calibrate_writes_a_model(tmp_path):
     model = ExcursionModel.default(
-        "high", m=4, fractions=[0.4, 0.35, 0.25], length_scale=2.0, phase_map=PM3
+        "high", m=4, fractions=[0.4, 0.35, 0.25], width=2.0, phase_map=PM3
     )
     img = tmp_path / "img.npy"
     np.save(img, generate_sections(model, 1, 64, seed=2, device="cpu")[0])

@@ -15,6 +15,7 @@ from napari_gencal.core.fields import (
     kernel_radius,
     moving_average,
     radial_kernel,
+    radial_section_spectrum,
     sample_section_fields,
     section_size,
     section_spectrum,
@@ -234,3 +235,23 @@ def test_even_spectrum_equals_centred_fft(interp):
         assert got.shape == ref.shape
         np.testing.assert_allclose(got.numpy(), ref.real.numpy(), atol=1e-12)
         assert float(ref.imag.abs().max()) < 1e-12
+
+
+@pytest.mark.parametrize("interp", ["linear", "nearest"])
+@pytest.mark.parametrize("m", [1, 6, 13])
+def test_octant_section_spectrum_equals_the_full_kernel_route(interp, m):
+    # The calibration's fast route (octant cosine sums) must give the section spectrum of the full
+    # 3D kernel and the same gradient with respect to θ.
+    g = torch.Generator().manual_seed(m)
+    th = torch.randn(m + 1, generator=g, dtype=torch.float64, requires_grad=True)
+    size = 4 * m + 7
+    fast = radial_section_spectrum(th, size, interp)
+    full = section_spectrum(radial_kernel(th, 3, interpolation=interp), size)
+    assert fast.shape == full.shape == (size, size // 2 + 1)
+    torch.testing.assert_close(fast, full, rtol=1e-10, atol=1e-12)
+    weight = torch.rand(full.shape, generator=g, dtype=torch.float64)
+    (g_fast,) = torch.autograd.grad((fast * weight).sum(), th)
+    (g_full,) = torch.autograd.grad((full * weight).sum(), th)
+    torch.testing.assert_close(g_fast, g_full, rtol=1e-9, atol=1e-11)
+    with pytest.raises(ValueError, match="too small"):
+        radial_section_spectrum(th, 4 * m, interp)

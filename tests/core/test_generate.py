@@ -21,7 +21,7 @@ from napari_gencal.core.phases import PhaseMap, one_hot
 
 @pytest.fixture(scope="module")
 def model():
-    return ExcursionModel.default(m=4, fractions=(0.42, 0.51, 0.07), length_scale=1.5).copy(
+    return ExcursionModel.default(m=4, fractions=(0.42, 0.51, 0.07), width=1.5).copy(
         a=0.6, sigma1=0.8, sigma2=1.2
     )
 
@@ -181,7 +181,7 @@ def test_anisotropy_scales_z_chords():
     voxel scale and lattice chord counts then scale like ~sqrt(b) (docs/decisions/model.md)."""
     b = 2.0
     base = ExcursionModel.default(
-        m=8, fractions=(0.42, 0.51, 0.07), length_scale=3.0, interpolation="linear"
+        m=8, fractions=(0.42, 0.51, 0.07), width=3.0, interpolation="linear"
     )
     stretched = base.copy(anisotropy=b)
     rel = []

@@ -35,6 +35,7 @@ def _random_model(kind="high", seed=0):
         voxel_size=(0.1, 0.1 / 3, 0.7),
         unit="um",
         anisotropy=0.94,
+        length_scale=1.7,
         metadata={"source": "test", "sha256": "abc"},
     )
 
@@ -47,10 +48,31 @@ def test_json_round_trip_is_lossless(tmp_path, kind):
     assert back.to_dict() == model.to_dict()  # floats compared exactly
     assert back.phase_map == model.phase_map
     d = json.loads(p.read_text())
-    assert d["format"] == "napari-gencal-model" and d["format_version"] == 1
+    assert d["format"] == "napari-gencal-model" and d["format_version"] == 2
+    assert d["length_scale"] == 1.7
     with pytest.raises(FileExistsError):
         model.save(p)
     model.save(p, overwrite=True)
+
+
+def test_version_1_files_read_with_unit_length_scale(tmp_path):
+    d = _random_model("high").to_dict()
+    d["format_version"] = 1
+    del d["length_scale"]
+    p = tmp_path / "v1.json"
+    p.write_text(json.dumps(d))
+    back = ExcursionModel.load(p)
+    assert back.length_scale == 1.0
+    assert back.scale == (0.94, 1.0, 1.0)
+
+
+def test_length_scale_stretches_every_axis():
+    m = _random_model("high").copy(length_scale=2.0, anisotropy=1.5)
+    assert m.scale == (3.0, 2.0, 2.0)
+    k = m.kernel3d("X1")
+    assert k.shape == (2 * math.ceil(m.m * 3.0) + 1, 2 * 2 * m.m + 1, 2 * 2 * m.m + 1)
+    with pytest.raises(ValueError, match="length_scale"):
+        m.copy(length_scale=0.0).validate()
 
 
 def test_load_rejects_foreign_files(tmp_path):

@@ -32,7 +32,6 @@ from .fields import (
     kernel_radius,
     sample_section_fields,
     section_size,
-    section_spectrum,
 )
 from .model import ExcursionModel, ExcursionModule
 from .phases import to_labels
@@ -387,9 +386,9 @@ def section_fields(
         raise ValueError(f"batch and size must be ≥ 1, got {batch}, {size}")
     B, w = int(batch), int(size)
     n = module.n_chi2
-    kernels = module.kernels(module.used_kernels())
-    L = section_size(w, module.m)
-    spec = {nm: section_spectrum(k, L) for nm, k in kernels.items()}
+    # In-plane kernel radius: m·s for a model with length scale s (anisotropy acts along z only).
+    L = section_size(w, max(kernel_radius(module.m, module.scale, 3)[1:]))
+    spec = module.section_spectra(module.used_kernels(), L)
 
     def draw(nm: str, count: int) -> torch.Tensor:
         return sample_section_fields(spec[nm], count, w, generator)

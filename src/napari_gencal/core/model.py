@@ -42,10 +42,13 @@ __all__ = [
 
 KERNEL_NAMES = ("X1", "X2", "eps_X", "eps_Y", "eps_Z")
 MODEL_FORMAT = "napari-gencal-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
+#: Format versions this release reads (1 lacks ``length_scale``, which then is 1).
+READABLE_FORMAT_VERSIONS = (1, 2)
 N_CHI2_RANGE = (1, 6)
 M_MAX = 400
 ANISOTROPY_RANGE = (0.05, 20.0)
+LENGTH_SCALE_RANGE = (0.05, 50.0)
 
 
 def _finite(name: str, v: Any) -> float:
@@ -87,6 +90,12 @@ class ExcursionModel:
         Sigmoid sharpness of the differentiable phases (calibration only).
     anisotropy : float
         Stretch ``b`` along z (axis 0): structures are ``b`` times longer along z.
+    length_scale : float
+        Overall stretch ``s`` of every kernel (all axes): the model is the one with
+        ``length_scale = 1`` evaluated at ``x / s``, so every length (chords, correlation lengths,
+        the support ``m·s``) is ``s`` times larger while volume fractions stay. Calibration on a
+        coarser working resolution (every f-th voxel) gives ``s = f`` (exact: the kernels are
+        evaluated at scaled coordinates, not resampled).
     n_phases : int
         3, or 2 for the two-phase reduction.
     phase_map : PhaseMap or None
@@ -114,6 +123,7 @@ class ExcursionModel:
     n_chi2: int = 3
     nu: float = 10.0
     anisotropy: float = 1.0
+    length_scale: float = 1.0
     n_phases: int = 3
     phase_map: PhaseMap | None = None
     voxel_size: tuple[float, ...] | None = None
@@ -160,6 +170,12 @@ class ExcursionModel:
             raise ValueError(
                 f"anisotropy b must lie in {list(ANISOTROPY_RANGE)} (a stretch factor along z), "
                 f"got {b}"
+            )
+        ls = _finite("length_scale", self.length_scale)
+        if not LENGTH_SCALE_RANGE[0] <= ls <= LENGTH_SCALE_RANGE[1]:
+            raise ValueError(
+                f"length_scale must lie in {list(LENGTH_SCALE_RANGE)} (a stretch factor of every "
+                f"length), got {ls}"
             )
         if self.n_phases not in (2, 3):
             raise ValueError(f"n_phases must be 2 or 3, got {self.n_phases!r}")
@@ -217,8 +233,9 @@ class ExcursionModel:
     # ------------------------------------------------------------------ kernels
     @property
     def scale(self) -> tuple[float, float, float]:
-        """Kernel stretch per axis ``(b, 1, 1)``."""
-        return (float(self.anisotropy), 1.0, 1.0)
+        """Kernel stretch per axis ``(b·s, s, s)`` (``s`` = ``length_scale``)."""
+        s = float(self.length_scale)
+        return (float(self.anisotropy) * s, s, s)
 
     def kernel3d(
         self, name: str, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"
@@ -259,6 +276,7 @@ class ExcursionModel:
             "n_phases": int(self.n_phases),
             "nu": float(self.nu),
             "anisotropy": float(self.anisotropy),
+            "length_scale": float(self.length_scale),
             "sigma1": float(self.sigma1),
             "sigma2": float(self.sigma2),
             "a": float(self.a),
@@ -279,10 +297,10 @@ class ExcursionModel:
                 f"not a napari-gencal model (format {d.get('format')!r}); expected {MODEL_FORMAT!r}"
             )
         ver = d.get("format_version")
-        if ver != MODEL_FORMAT_VERSION:
+        if ver not in READABLE_FORMAT_VERSIONS:
             raise ValueError(
                 f"model format version {ver!r} is not supported by this napari-gencal (reads "
-                f"version {MODEL_FORMAT_VERSION}); update napari-gencal"
+                f"versions {', '.join(map(str, READABLE_FORMAT_VERSIONS))}); update napari-gencal"
             )
         missing = [
             k for k in ("kernels", "sigma1", "sigma2", "a", "lambda1", "lambda2", "m") if k not in d
@@ -307,6 +325,7 @@ class ExcursionModel:
             n_chi2=int(d.get("n_chi2", 3)),
             nu=d.get("nu", 10.0),
             anisotropy=d.get("anisotropy", 1.0),
+            length_scale=d.get("length_scale", 1.0),
             n_phases=int(d.get("n_phases", 3)),
             phase_map=None if pm is None else PhaseMap.from_dict(pm),
             voxel_size=None if vs is None else tuple(float(v) for v in vs),
@@ -351,7 +370,7 @@ class ExcursionModel:
         m: int = 20,
         n_phases: int = 3,
         fractions: Sequence[float] | None = None,
-        length_scale: float | None = None,
+        width: float | None = None,
         n_chi2: int = 3,
         seed: int = 0,
         **kwargs: Any,
@@ -367,8 +386,9 @@ class ExcursionModel:
             3 or 2.
         fractions : sequence of float, optional
             Target volume fractions (summing to 1); default equal fractions.
-        length_scale : float, optional
-            Width (voxels) of the Gaussian-shaped starting kernels; default ``m / 4``.
+        width : float, optional
+            Width ℓ (voxels) of the Gaussian-shaped starting kernels ``exp(−r²/2ℓ²)``; default
+            ``m / 4``.
         n_chi2 : int
             χ² degrees of freedom.
         seed : int
@@ -376,9 +396,9 @@ class ExcursionModel:
         **kwargs
             Any other :class:`ExcursionModel` attribute (e.g. ``anisotropy``, ``phase_map``).
         """
-        ell = float(length_scale) if length_scale is not None else max(m / 4.0, 1.0)
+        ell = float(width) if width is not None else max(m / 4.0, 1.0)
         if not ell > 0:
-            raise ValueError(f"length_scale must be > 0, got {length_scale}")
+            raise ValueError(f"width must be > 0, got {width}")
         if kind == "high":
             r = np.arange(m + 1, dtype=float)
             # Gaussian-shaped θ: a smooth, positive kernel whose field has correlation length ~ℓ.
@@ -476,7 +496,8 @@ class ExcursionModule(torch.nn.Module):
     Unconstrained parameters: ``raw_sigma1/2`` (σ = softplus), ``raw_a`` (a = sigmoid),
     ``lambda1/2`` free; high-parametric kernels ``theta[name]`` free (the kernel is normalized
     anyway); low-parametric kernels ``cov[name]`` = the family parameters mapped to R within their
-    bounds. ``m``, ``n_chi2``, ``nu``, ``anisotropy``, ``n_phases`` are fixed settings.
+    bounds. ``m``, ``n_chi2``, ``nu``, ``anisotropy``, ``length_scale``, ``n_phases`` are fixed
+    settings.
     """
 
     def __init__(
@@ -493,6 +514,7 @@ class ExcursionModule(torch.nn.Module):
         self.n_chi2 = int(model.n_chi2)
         self.nu = float(model.nu)
         self.anisotropy = float(model.anisotropy)
+        self.length_scale = float(model.length_scale)
         self.n_phases = int(model.n_phases)
         self.interpolation = model.interpolation
         kw = {"dtype": dtype, "device": device}
@@ -547,7 +569,8 @@ class ExcursionModule(torch.nn.Module):
 
     @property
     def scale(self) -> tuple[float, float, float]:
-        return (self.anisotropy, 1.0, 1.0)
+        s = self.length_scale
+        return (self.anisotropy * s, s, s)
 
     def covariance_params(self, name: str) -> torch.Tensor:
         """Low-parametric: the family parameters of one kernel (bounded values)."""
@@ -570,6 +593,20 @@ class ExcursionModule(torch.nn.Module):
     def used_kernels(self) -> tuple[str, ...]:
         """Kernels that influence the phases."""
         return ("X1", "eps_X", "eps_Z") if self.n_phases == 2 else KERNEL_NAMES
+
+    def section_spectra(self, names: Sequence[str], size: int) -> dict[str, torch.Tensor]:
+        """Section spectra ``name → (size, size // 2 + 1)`` of the x–y planes (differentiable).
+
+        Isotropic high-parametric kernels take the octant route
+        (:func:`~napari_gencal.core.fields.radial_section_spectrum`); others build the 3D kernel.
+        """
+        from .fields import radial_section_spectrum, section_spectrum
+
+        if self.kind == "high" and self.scale == (1.0, 1.0, 1.0):
+            return {
+                n: radial_section_spectrum(self.theta[n], size, self.interpolation) for n in names
+            }
+        return {n: section_spectrum(k, size) for n, k in self.kernels(names).items()}
 
     def phases(
         self,

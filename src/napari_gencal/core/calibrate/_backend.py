@@ -65,8 +65,13 @@ def tppf_loss(fake: torch.Tensor, data_curves: torch.Tensor, r_max: int) -> torc
 
 # ---------------------------------------------------------------------- model
 def module_from_model(model: ExcursionModel, device: torch.device) -> ExcursionModule:
-    """Differentiable module; calibration is isotropic (b is applied to the result only)."""
-    iso = model.copy(anisotropy=1.0) if model.anisotropy != 1.0 else model
+    """Differentiable module; calibration is isotropic at the working resolution (b and the length
+    scale are applied to the result only)."""
+    iso = (
+        model.copy(anisotropy=1.0, length_scale=1.0)
+        if (model.anisotropy, model.length_scale) != (1.0, 1.0)
+        else model
+    )
     module = ExcursionModule.from_model(iso, device)
     if module.kind == "low":
         module.family = _origin_safe(module.family)

@@ -44,6 +44,10 @@ class CalibrationConfig:
         of two that fits the data.
     batch : int
         Sections per optimizer step ``B``.
+    working_factor : int or None
+        Calibrate on every f-th pixel and give the model ``length_scale = f`` (exact). None: from
+        the data (images made of f×f blocks, or a structure too large for the budget; never
+        coarser than keeps the thinnest phase at 3 px mean chords). 1: native resolution.
     m : int or None
         Kernel radius. None: from the data by the r_max rule of method.md §4 (capped at ``m_cap``).
     m_cap : int
@@ -112,6 +116,7 @@ class CalibrationConfig:
     model: str = "high"
     window: int | None = None
     batch: int = 32
+    working_factor: int | None = None
     m: int | None = None
     m_cap: int = 100
     r_max: int | None = None
@@ -179,6 +184,13 @@ class CalibrationConfig:
             v = getattr(self, name)
             if int(v) != v or v < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+        if self.working_factor is not None and (
+            int(self.working_factor) != self.working_factor or not 1 <= self.working_factor <= 16
+        ):
+            raise ValueError(
+                f"working_factor must be an integer in 1..16 (1 = native resolution), "
+                f"got {self.working_factor!r}"
+            )
         if self.m is not None and not 1 <= self.m <= 200:
             raise ValueError(f"kernel radius m must be in 1..200, got {self.m}")
         if self.r_max is not None and self.r_max < 1:
