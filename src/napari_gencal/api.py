@@ -26,7 +26,7 @@ from .core.io import LabelImage, read_labels
 from .core.phases import PhaseMap, infer_phase_map
 
 if TYPE_CHECKING:
-    from .core.calibrate import Calibration, CalibrationConfig
+    from .core.calibrate import CalibrationConfig, CalibrationPipeline
     from .core.model import ExcursionModel
     from .core.tppf import TPPFResult
 
@@ -137,7 +137,7 @@ def _config(config: CalibrationConfig | str | None, settings: dict[str, Any]) ->
 
     if isinstance(config, CalibrationConfig):
         return config.replace(**settings) if settings else config
-    return CalibrationConfig.preset(config or "quick", **settings)
+    return CalibrationConfig.preset(config or "minutes", **settings)
 
 
 def calibration(
@@ -146,11 +146,13 @@ def calibration(
     axis: str | int = "z",
     config: CalibrationConfig | str | None = None,
     **settings: Any,
-) -> Calibration:
+) -> CalibrationPipeline:
     """A calibration to drive yourself: iterate ``.run()`` for progress records.
 
-    Stopping the iteration (``break``, or closing the generator) cancels the calibration and
-    ``.best_model`` keeps the best model found so far.
+    The same pipeline as :func:`calibrate` and the CLI (settings from the data, phase order,
+    rescaling, anisotropy, verdict). ``.notes`` says what was chosen; after the run ``.result`` is
+    the final model and ``.verdict`` the check. Stopping the iteration (``break``, or closing the
+    generator) cancels the calibration and ``.best_model`` keeps the best model found so far.
 
     Parameters
     ----------
@@ -158,15 +160,15 @@ def calibration(
         2D image, or a 3D stack used as sections normal to ``axis``.
     phases : str or sequence of int, optional
     axis : {"z", "y", "x"}
-    config : CalibrationConfig or {"quick", "paper"}, optional
+    config : CalibrationConfig or {"minutes", "default", "paper"}, optional
     **settings
         Overrides of :class:`~napari_gencal.core.calibrate.CalibrationConfig` fields
         (``max_epochs=``, ``time_limit=``, ``algorithm=``, ``model=``, ``seed=``, ``device=`` …).
     """
-    from .core.calibrate import Calibration, prepare_data
+    from .core.calibrate import CalibrationPipeline, prepare_data
 
     data = prepare_data(_as_label_image(image, phases), None, axis)
-    return Calibration.from_prepared(data, _config(config, settings))
+    return CalibrationPipeline(data, _config(config, settings))
 
 
 def calibrate(

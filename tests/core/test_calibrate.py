@@ -80,10 +80,22 @@ def test_config_validation_and_presets():
         CalibrationConfig.preset("quick", not_a_setting=1)
     with pytest.raises(ValueError, match="unknown preset"):
         CalibrationConfig.preset("slow")
-    q = CalibrationConfig.preset("quick")
+    q = CalibrationConfig.preset("minutes")
+    assert CalibrationConfig.preset("quick") == q  # the earlier name of the same budget
     p = CalibrationConfig.preset("paper")
-    assert q.max_epochs < p.max_epochs and p.patience == 500 and p.early_stop_start == 101
+    assert q.time_limit == 300 and p.patience == 500 and p.early_stop_start == 101
     assert q.straight_through and not CalibrationConfig().straight_through
+    # Budgets, not lengths: no preset but the paper's fixes a window, m or r_max.
+    for name in ("minutes", "default"):
+        c = CalibrationConfig.preset(name)
+        assert c.window is None and c.m is None and c.r_max is None and c.working_factor is None
+    # patience=None follows the time budget: 35 % of it, at least 15 epochs.
+    assert q.patience is None
+    assert q.patience_epochs(epoch_seconds=2.0, time_limit=300.0) == 53
+    assert q.patience_epochs(epoch_seconds=20.0, time_limit=300.0) == 15
+    assert q.patience_epochs(epoch_seconds=2.0, time_limit=None) == 500
+    with pytest.raises(ValueError, match="working_factor"):
+        CalibrationConfig(working_factor=0)
     d = CalibrationConfig().to_dict()
     assert CalibrationConfig.from_dict(json.loads(json.dumps(d))) == CalibrationConfig()
     assert d["batch"] == 32 and d["betas"] == [0.5, 0.999] and d["skip_threshold"] == 0.4

@@ -185,6 +185,8 @@ def test_cli_demo_runs_end_to_end(tmp_path):
     report = (out / "report.md").read_text()
     assert "Table 1 style" in report and "mean chord z" in report
     model = ExcursionModel.load(out / "model.json")
-    assert model.phase_map.labels == (0, 1, 2) and model.metadata["data"]["sha256"]
+    assert model.user_phase_map.labels == (0, 1, 2) and model.metadata["data"]["sha256"]
+    assert sorted(model.phase_map.labels) == [0, 1, 2]  # the model's own order may differ
+    assert "Verdict" in report and " %" in report  # the check, errors in per cent
     # A second run refuses to overwrite the first one's files.
     assert main(["demo", "--out", str(out), "--minutes", "0.1", "--size", "32"]) == 2

@@ -57,7 +57,11 @@ def test_renderings():
     text = str(c)
     assert "volume fraction" in text and "25.0 %" in text
     md = c.to_markdown()
-    assert md.startswith("| phase |") and md.count("\n") == len(c.rows) + 2
+    # the verdict first, then the table: 0.4 vs 0.5 volume fraction is no fit
+    assert md.startswith("**Verdict: does not fit: phase A VF +0.100")
+    table = md.split("\n\n", 1)[1]
+    assert table.startswith("| phase |") and table.count("\n") == len(c.rows) + 2
+    assert "verdict: does not fit" in text and not c.verdict.fits
     rows = list(csv.DictReader(io.StringIO(c.to_csv())))
     assert len(rows) == len(c.rows) and float(rows[0]["data"]) == 0.4
     js = json.loads(c.to_json())

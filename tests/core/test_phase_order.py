@@ -7,6 +7,7 @@ import pytest
 
 from napari_gencal.core.calibrate.phase_order import phase_contacts, phase_order_advice
 from napari_gencal.core.io import read_labels
+from napari_gencal.core.model import ExcursionModel
 from napari_gencal.core.phases import PhaseMap, to_indices
 from tests.conftest import shared_data
 
@@ -74,12 +75,14 @@ def test_calibration_warns_about_the_phase_order():
 
     row = np.repeat([0, 2, 1, 2] * 4, 4)
     s = np.tile(row, (2, 64, 1)).astype(np.uint8)
-    cfg = CalibrationConfig.preset("quick", init_scale_search=False, device="cpu", max_epochs=1)
+    cfg = CalibrationConfig.preset(
+        "minutes", window=64, init_scale_search=False, device="cpu", max_epochs=1
+    )
     with pytest.warns(CalibrationWarning, match="phase order"):
         Calibration(s, PhaseMap((0, 1, 2)), cfg)
 
 
-def test_cli_prints_the_advice_as_one_line(tmp_path, capsys):
+def test_cli_chooses_the_order_and_says_why_in_one_line(tmp_path, capsys):
     from napari_gencal.cli import main
 
     row = np.repeat([0, 2, 1, 2] * 4, 4)
@@ -93,8 +96,10 @@ def test_cli_prints_the_advice_as_one_line(tmp_path, capsys):
     assert main(args) == 0
     err = capsys.readouterr().err
     line = [ln for ln in err.splitlines() if "phase order" in ln]
-    assert (
-        len(line) == 1
-        and line[0].startswith("warning: phase order")
-        and "--phases 0,2,1" in line[0]
-    )
+    # 0 and 1 never touch: they go to the ends, 2 between them; no advice to rerun, a choice.
+    assert len(line) == 1 and line[0].startswith("phase order: ")
+    assert ", 2, " in line[0].split(" as the model")[0] and "short trial fits chose" in line[0]
+    model = ExcursionModel.load(tmp_path / "m.json")
+    order = model.metadata["phase_order"]["model_order_labels"]
+    assert order[1] == 2 and set(order) == {0, 1, 2}
+    assert tuple(model.phase_map.labels) == tuple(order)  # generated labels stay the user's

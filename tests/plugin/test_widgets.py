@@ -54,7 +54,7 @@ def _tiny_calibration(w, algorithm=1, epochs=2):
     w.window.setCurrentIndex(w.window.findData(32))
     w.batch.setValue(1)
     w.steps_per_epoch.setValue(1)
-    w.m_cap.setValue(4)
+    w.m.setValue(4)
     w.pretrain.setValue(1)
     w.preview_every.setValue(1)
     w.device.setCurrentText("cpu")
@@ -166,6 +166,11 @@ def test_calibration_runs_to_a_model(viewer, qtbot, tmp_path):
     _wait_done(qtbot, w)
     qtbot.waitUntil(lambda: w.run_button.text() == "Run", timeout=TIMEOUT)
     assert w.model is not None and w.model_name in session
+    # every finished run is checked against the data, and the widget says how it went
+    assert w.model.metadata["verdict"]["line"].startswith(("fits", "does not fit"))
+    assert not w.verdict_label.isHidden() and w.verdict_label.text()[2:] == (
+        w.model.metadata["verdict"]["line"]
+    )
     assert w.preview_layer is not None and w.preview_layer.name == "calibration preview"
     assert w.preview_layer.metadata["gencal"]["phase_map"] == [0, 85, 170]
     assert any(w._losses.values())
@@ -193,24 +198,24 @@ def test_calibration_on_a_3d_stack_fits_b(viewer, qtbot):
 def test_calibration_job_refines_b_like_the_cli(monkeypatch):
     # The widget's worker must do what the CLI and the API do after a run on a z-stack: refine b
     # with the calibrated model. A spy stands in for the (slow) refinement.
-    import napari_gencal.core.calibrate as core_cal
+    import napari_gencal.core.calibrate.anisotropy as aniso
     from napari_gencal._widgets._calibration import calibration_job
     from napari_gencal.core.calibrate import CalibrationConfig
 
     calls = []
 
-    def spy(model, data, seed=0):
+    def spy(volume, model, *, b_start=None, seed=0, device="cpu"):
         calls.append(seed)
-        return model.copy(anisotropy=1.2345)
+        return 1.2345
 
-    monkeypatch.setattr(core_cal, "refine_anisotropy", spy)
+    monkeypatch.setattr(aniso, "fit_anisotropy_to_model", spy)
     rng = np.random.default_rng(0)
     from scipy.ndimage import gaussian_filter
 
     f = gaussian_filter(rng.standard_normal((34, 34, 34)), 2.0)
     stack = np.digitize(f, np.quantile(f, [0.35, 0.7])).astype(np.uint8)
     cfg = CalibrationConfig.preset("quick").replace(
-        algorithm=1, max_epochs=1, window=32, batch=1, steps_per_epoch=1, m_cap=4,
+        algorithm=1, max_epochs=1, window=32, batch=1, steps_per_epoch=1, m=4,
         pretrain_model_steps=1, pretrain_disc_steps=1, init_scale_search=False,
         eval_sections=1, early_stop_start=1, device="cpu", seed=7, time_limit=None,
     )  # fmt: skip
@@ -224,6 +229,7 @@ def test_calibration_job_refines_b_like_the_cli(monkeypatch):
         result = stop.value
     assert calls == [7] and any("anisotropy" in t for t in texts)
     assert result["model"].anisotropy == 1.2345
+    assert result["model"].metadata["anisotropy"]["model_refined"] == 1.2345
     # x-sections (axis "x"): no b from the stack, no refinement
     calls.clear()
     job = calibration_job(stack, "0,1,2", "x", True, cfg, 1, {})
@@ -232,8 +238,8 @@ def test_calibration_job_refines_b_like_the_cli(monkeypatch):
     assert calls == []
 
 
-def test_calibration_job_shows_data_warnings(viewer):
-    # Warnings about the data (here: the phase order) reach the user as notifications, not stderr.
+def test_calibration_job_shows_the_phase_order_it_chose(viewer):
+    # What the pipeline chose (here: the phase order) reaches the user in napari, not stderr.
     from napari_gencal._widgets import CalibrationWidget
     from napari_gencal._widgets._calibration import calibration_job
     from napari_gencal.core.calibrate import CalibrationConfig
@@ -245,10 +251,10 @@ def test_calibration_job_shows_data_warnings(viewer):
         eval_sections=1, early_stop_start=1, device="cpu", time_limit=None,
     )  # fmt: skip
     recs = list(calibration_job(stripes, "0,1,2", "z", False, cfg, 1, {}))
-    warns = [r["text"] for r in recs if r.get("kind") == "warning"]
-    assert len(warns) == 1 and "phase order" in warns[0]
+    notes = [r["text"] for r in recs if r.get("kind") == "note" and "phase order" in r["text"]]
+    assert len(notes) == 1 and ", 2, " in notes[0].split(" as the model")[0]
     w = CalibrationWidget(viewer)
-    w._on_yield({"kind": "warning", "text": warns[0]})
+    w._on_yield({"kind": "note", "text": notes[0]})
     assert "phase order" in w.message.text()
 
 

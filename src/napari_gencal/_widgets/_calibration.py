@@ -1,10 +1,11 @@
 """Calibration widget: fit the excursion-set model to a label layer, live.
 
 Inputs are collected here; the work is :func:`napari_gencal.core.calibrate.prepare_data` and
-:class:`napari_gencal.core.calibrate.Calibration` in a napari thread worker. The worker sends plain
-numbers and numpy arrays only (never tensors): throttled progress records, a preview section of the
-current best model every few epochs, and the best model at the end. Cancel sets the engine's
-cancel flag, so the run ends cleanly and the best model so far is kept.
+:class:`napari_gencal.core.calibrate.CalibrationPipeline` (the CLI's and the API's pipeline) in a
+napari thread worker. The worker sends plain numbers and numpy arrays only (never tensors):
+throttled progress records, a preview section of the current best model every few epochs, and the
+final model with its verdict at the end. Cancel sets the engine's cancel flag, so the run ends
+cleanly and the best model so far is kept (unchecked).
 """
 
 from __future__ import annotations
@@ -76,59 +77,92 @@ def calibration_job(
     preview_every: int,
     holder: dict[str, Any],
 ) -> Iterator[dict[str, Any]]:
-    """The worker body: prepare data, run the calibration, stream plain records.
+    """The worker body: prepare data, run the calibration pipeline, stream plain records.
 
-    Yields dicts with ``kind`` ``"status"``, ``"data"``, ``"progress"`` or ``"preview"``; returns
-    ``{"model", "stop_reason", "note", "best_score"}``. ``holder["cal"]`` receives the engine so the
-    GUI can call its thread-safe :meth:`cancel`.
+    The pipeline is the CLI's and the API's (settings from the data, phase order, rescaling,
+    anisotropy, verdict). Yields dicts with ``kind`` ``"status"``, ``"warning"``, ``"note"``,
+    ``"data"``, ``"progress"`` or ``"preview"``; returns ``{"model", "stop_reason", "note",
+    "best_score", "verdict"}``. ``holder["cal"]`` receives the pipeline so the GUI can call its
+    thread-safe :meth:`cancel`.
     """
-    from ..core.calibrate import Calibration, prepare_data, refine_anisotropy
+    from ..core.calibrate import prepare_data
+    from ..core.calibrate.pipeline import CalibrationPipeline
     from ..core.generate import generate_sections
 
     yield {"kind": "status", "text": "preparing data…"}
     data = prepare_data(image, phases, axis, fit_b=fit_b)
-    yield {"kind": "status", "text": "setting up the model and the data statistics…"}
+    yield {"kind": "status", "text": "measuring the structure; choosing settings and phase order…"}
     if holder.get("cancelled"):
-        return {"model": None, "stop_reason": "cancelled", "note": "", "best_score": None}
-    cal, notes = Calibration.from_prepared_with_notes(data, config)
-    for note in notes:  # non-stationary data, phase order: shown in napari, not lost on stderr
-        yield {"kind": "warning", "text": note}
-    holder["cal"] = cal
+        return {"model": None, "stop_reason": "cancelled", "note": "", "best_score": None,
+                "verdict": None}  # fmt: skip
+    pipe = CalibrationPipeline(data, config)
+    for note in pipe.notes:  # settings, phase order, data warnings: shown in napari
+        known = note.startswith(("settings from", "phase order"))
+        yield {"kind": "note" if known else "warning", "text": note}
+    holder["cal"] = pipe
     if holder.get("cancelled"):
-        cal.cancel()
-    pm = data.phase_map
-    # the preview layer should be big enough to judge the structure; two sections also give the
-    # model's TPPF for the live plot
-    preview_size = max(int(cal.window), PREVIEW_MIN)
+        pipe.cancel()
+    user_pm = data.phase_map  # the user's order: the preview layer gets the data's colours
+    state: dict[str, Any] = {}
 
-    def preview(model, epoch: int) -> dict:
-        """A preview record: one hard section for the layer, the TPPF of two for the plot."""
+    def preview(work_model, final_model, epoch: int) -> dict:
+        """A preview record: a hard section at the data's scale, the TPPF of two for the plot."""
+        # two sections of the working model give the model's TPPF on the data curves' lattice
+        size = state["size"]
         secs = np.asarray(
-            generate_sections(model, 2, preview_size, seed=config.seed, device=config.device)
+            generate_sections(work_model, 2, size, seed=config.seed, device=config.device)
         )
+        shown = final_model if final_model is not None else work_model.copy(
+            length_scale=float(pipe.plan.factor)
+        )  # fmt: skip
+        section = np.asarray(generate_sections(
+            shown, 1, size * pipe.plan.factor, seed=config.seed, device=config.device
+        ))[0]  # fmt: skip
         return {
             "kind": "preview",
-            "section": secs[0],
-            "curves": _model_curves(secs, pm, int(cal.r_max)),
-            "labels": list(pm.labels),
-            "names": list(pm.display_names),
+            "section": section,
+            "curves": _model_curves(secs, state["pm"], int(state["r_max"])),
+            "labels": list(user_pm.labels),
+            "names": list(user_pm.display_names),
             "epoch": epoch,
         }
 
-    yield {
-        "kind": "data",
-        "curves": _np(cal.data_curves),
-        "r_max": int(cal.r_max),
-        "window": int(cal.window),
-        "names": list(pm.display_names),
-        "note": data.anisotropy_note,
-    }
+    def data_record(cal) -> dict:
+        """The data's TPPF for the plot, once the engine (and the model's phase order) exists."""
+        state.update(pm=cal.phase_map, r_max=cal.r_max, size=max(int(cal.window), PREVIEW_MIN))
+        return {
+            "kind": "data",
+            "curves": _np(cal.data_curves),
+            "r_max": int(cal.r_max),
+            "window": int(cal.window),
+            "factor": int(pipe.plan.factor),
+            "names": list(cal.phase_map.display_names),
+            "note": data.anisotropy_note,
+        }
+
     gstep = 0
     last_emit = 0.0
     pending: list[tuple[int, dict[str, float]]] = []
     last_preview = -1
     rec = None
-    for rec in cal.run():
+    best_score = None
+    for rec in pipe.run():
+        if rec.message:
+            yield {"kind": "note", "text": rec.message}
+        if rec.stage == "finish":
+            text = {"anisotropy": "fitting the anisotropy b with the calibrated model…",
+                    "verdict": "checking the model against the data…"}.get(rec.phase)  # fmt: skip
+            if text:
+                yield {"kind": "status", "text": text}
+            continue
+        if rec.stage == "order":
+            if rec.done or time.perf_counter() - last_emit >= EMIT_INTERVAL:
+                last_emit = time.perf_counter()
+                yield {"kind": "status", "text": f"choosing the phase order: {rec.phase}"}
+            continue
+        if "pm" not in state:
+            yield data_record(pipe.engine)
+        best_score = rec.best_score
         gstep += 1
         pending.append((gstep, {k: float(v) for k, v in rec.losses.items()}))
         now = time.perf_counter()
@@ -151,19 +185,16 @@ def calibration_job(
             pending = []
         if rec.epoch and rec.epoch != last_preview and rec.epoch % max(1, preview_every) == 0:
             last_preview = rec.epoch
-            yield preview(cal.best_model, rec.epoch)
-    model = cal.models.get("low" if config.model in ("low", "both") else "high", cal.best_model)
-    reason = cal.stop_reason or ""
-    if data.anisotropy_note and reason != "cancelled" and not reason.startswith("non-finite"):
-        # As the CLI and the API: b from the stack (Eq. 40), refined on the model's realizations.
-        yield {"kind": "status", "text": "refining the anisotropy b with the calibrated model…"}
-        model = refine_anisotropy(model, data, seed=config.seed)
-    yield preview(model, rec.epoch if rec is not None else 0)
+            yield preview(pipe.engine.best_model, None, rec.epoch)
+    model = pipe.best_so_far()
+    if pipe.engine is not None and "pm" in state:
+        yield preview(pipe.engine.best_model, model, rec.epoch if rec is not None else 0)
     return {
         "model": model,
-        "stop_reason": cal.stop_reason,
+        "stop_reason": pipe.stop_reason,
         "note": data.anisotropy_note,
-        "best_score": None if rec is None else rec.best_score,
+        "best_score": best_score,
+        "verdict": None if pipe.verdict is None else pipe.verdict.to_dict(),
     }
 
 
@@ -199,7 +230,7 @@ class CalibrationWidget(GencalWidget):
         super().__init__(napari_viewer, parent)
         from ..core.calibrate import CalibrationConfig
 
-        self._quick = CalibrationConfig.preset("quick")
+        self._quick = CalibrationConfig.preset("minutes")
         prefs = get_prefs()
         self.model = None  # the last result (ExcursionModel)
         self.model_name: str | None = None
@@ -256,6 +287,14 @@ class CalibrationWidget(GencalWidget):
         self.save_button = button("Save model…", self.save_model)
         self.save_button.setEnabled(False)
         self.form_layout.addLayout(hbox(self.run_button, self.save_button))
+        # The verdict of the last run: does the twin reproduce the data? (issue 10: a twin that
+        # does not fit is never presented as if it did)
+        from qtpy.QtWidgets import QLabel
+
+        self.verdict_label = QLabel("")
+        self.verdict_label.setWordWrap(True)
+        self.verdict_label.setVisible(False)
+        self.form_layout.addWidget(self.verdict_label)
         self.loss_canvas = ThemedCanvas(napari_viewer, height=2.0)
         self.tppf_canvas = ThemedCanvas(napari_viewer, height=2.4)
         self.form_layout.addWidget(self.loss_canvas)
@@ -280,15 +319,21 @@ class CalibrationWidget(GencalWidget):
         f.addRow("Batch B", self.batch)
         self.steps_per_epoch = _spin(1, 10000, q.steps_per_epoch)
         f.addRow("Steps per epoch", self.steps_per_epoch)
-        self.m_cap = _spin(4, 100, q.m_cap)
-        f.addRow("Max kernel radius m", self.m_cap)
+        self.m = _spin(0, 200, q.m or 0, "auto")
+        self.m.setToolTip("auto: = r_max at the working resolution (from the data)")
+        f.addRow("Kernel radius m", self.m)
+        self.factor = _spin(0, 16, q.working_factor or 0, "auto")
+        self.factor.setToolTip(
+            "calibrate on one pixel in f×f (model length scale f); auto: from the data"
+        )
+        f.addRow("Working factor f", self.factor)
         self.r_max = _spin(0, 100, q.r_max or 0, "auto")
         f.addRow("TPPF r max", self.r_max)
         self.n_chi2 = _spin(1, 6, q.n_chi2)
         f.addRow("χ² degrees n", self.n_chi2)
         self.gamma = _dspin(0.0, 1e6, q.gamma or 0.0, 0.1, 3, "auto")
         f.addRow("TPPF weight γ", self.gamma)
-        self.patience = _spin(0, 100000, q.patience)
+        self.patience = _spin(0, 100000, q.patience or 0, "auto")
         f.addRow("Patience (epochs)", self.patience)
         self.pretrain = _spin(0, 100000, q.pretrain_model_steps)
         f.addRow("Pre-training steps", self.pretrain)
@@ -342,11 +387,12 @@ class CalibrationWidget(GencalWidget):
             window=self.window.currentData(),
             batch=int(self.batch.value()),
             steps_per_epoch=int(self.steps_per_epoch.value()),
-            m_cap=int(self.m_cap.value()),
+            m=int(self.m.value()) or None,
+            working_factor=int(self.factor.value()) or None,
             r_max=int(self.r_max.value()) or None,
             n_chi2=int(self.n_chi2.value()),
             gamma=float(self.gamma.value()) or None,
-            patience=int(self.patience.value()),
+            patience=int(self.patience.value()) or None,
             pretrain_model_steps=int(self.pretrain.value()),
         )
 
@@ -482,11 +528,14 @@ class CalibrationWidget(GencalWidget):
             self.show_message(rec["text"])
         elif kind == "warning":
             self.show_warning(rec["text"])
+        elif kind == "note":
+            self.show_message(rec["text"])
         elif kind == "data":
             self._data_curves = rec["curves"]
             self._names = rec["names"]
             note = f"  {rec['note']}" if rec.get("note") else ""
-            self.show_message(f"r max {rec['r_max']}, window {rec['window']}.{note}")
+            unit = " working px" if rec.get("factor", 1) > 1 else ""
+            self.show_message(f"r max {rec['r_max']}, window {rec['window']}{unit}.{note}")
             self._plot_tppf()
         elif kind == "progress":
             for step, losses in rec["losses"]:
@@ -565,6 +614,7 @@ class CalibrationWidget(GencalWidget):
             self.show_message("cancelled before the first step; no model")
             return
         self.model = model
+        self.show_verdict(result.get("verdict"), result.get("stop_reason"))
         seed = self.seed.value()
         self.model_name = session.add(
             f"{self._layer_name} model (seed {seed})",
@@ -578,6 +628,24 @@ class CalibrationWidget(GencalWidget):
             f"calibration ended ({why}); model {self.model_name!r} is in the session "
             "(Generate / Compare widgets) — Save model… writes it to a file"
         )
+
+    def show_verdict(self, verdict: dict[str, Any] | None, stop_reason: str | None = None) -> None:
+        """Show the check of the last model: green when it fits, red with the misses if not."""
+        from ..core.fit_check import Verdict
+
+        if verdict is None:
+            text = f"Not checked against the data (the run ended: {stop_reason or 'cancelled'})."
+            color, tip = "#c9a227", ""
+        else:
+            v = Verdict.from_dict(verdict)
+            text = ("✔ " if v.fits else "✘ ") + v.line
+            color, tip = ("#2a9d8f" if v.fits else "#e63946"), v.table()
+        self.verdict_label.setText(text)
+        self.verdict_label.setStyleSheet(f"color: {color}; font-weight: bold;")
+        self.verdict_label.setToolTip(tip)
+        self.verdict_label.setVisible(True)
+        if verdict is not None and not verdict["fits"]:
+            self.show_warning("the calibrated model " + text[2:])
 
     def _on_aborted(self) -> None:
         self.show_message("calibration stopped before it started; no model")

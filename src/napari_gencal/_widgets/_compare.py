@@ -43,7 +43,10 @@ def compare_job(data_img: Any, model_img: Any, full_3d: bool = False) -> dict[st
 
     from ..core.compare import compare_images
 
-    if tuple(data_img.phase_map.labels) != tuple(model_img.phase_map.labels):
+    if sorted(data_img.phase_map.labels) == sorted(model_img.phase_map.labels):
+        # Same labels in another order (a model's own phase order): compare by label value.
+        model_img = replace(model_img, phase_map=data_img.phase_map)
+    else:
         raise ValueError(
             f"the layers have different phase labels ({list(data_img.phase_map.labels)} vs "
             f"{list(model_img.phase_map.labels)}); compare a model with the data it was "
@@ -117,6 +120,13 @@ class CompareWidget(GencalWidget):
         self.report_button = button("Export report…", self.export_report)
         self.report_button.setEnabled(False)
         self.form_layout.addLayout(hbox(self.grid_button, self.run_button, self.report_button))
+        from qtpy.QtWidgets import QLabel
+
+        # The verdict of the comparison (core.fit_check.judge): fits, or which phase misses.
+        self.verdict_label = QLabel("")
+        self.verdict_label.setWordWrap(True)
+        self.verdict_label.setVisible(False)
+        self.form_layout.addWidget(self.verdict_label)
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["descriptor", "data", "model", "rel. error"])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -208,6 +218,13 @@ class CompareWidget(GencalWidget):
 
     def _on_result(self, result: dict[str, Any]) -> None:
         self.result = result
+        verdict = result["comparison"].verdict
+        if verdict is not None:
+            self.verdict_label.setText(("✔ " if verdict.fits else "✘ ") + verdict.line)
+            color = "#2a9d8f" if verdict.fits else "#e63946"
+            self.verdict_label.setStyleSheet(f"color: {color}; font-weight: bold;")
+            self.verdict_label.setToolTip(verdict.table())
+            self.verdict_label.setVisible(True)
         self._fill_table(result["rows"])
         self._plot(result)
         self.report_button.setEnabled(True)

@@ -331,7 +331,8 @@ class GeneratorWidget(GencalWidget):
         w = self.make_worker(
             preview_job, model, PREVIEW_SIZE, int(self.seed.value()), self.device.currentText()
         )
-        labels = None if model.phase_map is None else list(model.phase_map.labels)
+        pm = model.user_phase_map
+        labels = None if pm is None else list(pm.labels)
         w.returned.connect(lambda sec, labels=labels: self._show_preview(sec, labels))
         w.finished.connect(self._preview_done)
         self._preview_worker = w
@@ -408,8 +409,9 @@ class GeneratorWidget(GencalWidget):
     def _add_volume(self, vol: np.ndarray, model: Any, seed: int, device: str) -> None:
         if self.closed:
             return
-        labels = None if model.phase_map is None else list(model.phase_map.labels)
-        names = None if model.phase_map is None else model.phase_map.names
+        pm = model.user_phase_map  # the user's order: same colours as the data layer
+        labels = None if pm is None else list(pm.labels)
+        names = None if pm is None else pm.names
         vs = model.voxel_size
         if vs is not None and len(vs) != vol.ndim:
             vs = tuple(vs)[-vol.ndim :]

@@ -15,8 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="calibrate a 3D excursion-set model from segmented 2D images (or slices of a stack)",
         description=(
             "Calibrate the 3D excursion-set model (method.md §5) on 2D sections of IMAGE and "
-            "write a model file. A 3D stack is used as sections normal to --axis; with --axis z "
-            "the anisotropy factor b along z is fitted from the stack's chord lengths (Eq. 40)."
+            "write a model file. Window, kernel radius, r_max and the working resolution follow "
+            "the data's structure scale; the phase order is chosen from the data (the labels of "
+            "generated volumes stay yours). A 3D stack is used as sections normal to --axis; "
+            "with --axis z the anisotropy factor b along z is fitted from the stack. At the end "
+            "the model is checked against the data and a verdict is printed and stored."
         ),
     )
     p.add_argument("image", help="segmented image: TIFF, PNG, NPY, zipped TIFF or folder of slices")
@@ -32,9 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algorithm", type=int, default=3, choices=(1, 2, 3))
     p.add_argument(
         "--preset",
-        default="quick",
-        choices=("quick", "default", "paper"),
-        help="settings preset (quick: minutes on a laptop CPU; paper: the paper's budget)",
+        default="minutes",
+        choices=("minutes", "quick", "default", "paper"),
+        help="budget (minutes: a few minutes on a laptop CPU, the default; quick: its old name; "
+        "paper: the paper's budget, hours)",
     )
     p.add_argument("--max-epochs", type=int, help="epoch limit (overrides the preset)")
     p.add_argument("--time-limit", type=float, help="wall-clock limit in minutes")
@@ -47,6 +51,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
     p.add_argument(
         "--no-anisotropy", action="store_true", help="do not fit b from a 3D stack (keep b = 1)"
+    )
+    p.add_argument(
+        "--keep-order",
+        action="store_true",
+        help="use --phases in the given order as the model's phases 1, 2, 3 (default: chosen "
+        "from the data)",
+    )
+    p.add_argument(
+        "--no-check", action="store_true", help="skip the final check against the data"
     )
     p.add_argument(
         "--set",
@@ -73,7 +86,7 @@ def _bar(rec, width: int = 28) -> str:
 
 
 def follow(cal, log, quiet: bool = False) -> None:
-    """Run a calibration to its end, showing progress on ``log``.
+    """Run a calibration (engine or pipeline) to its end, showing progress on ``log``.
 
     A terminal gets a bar redrawn at most 5 times a second; a log file gets a line per new best
     model and at least every 30 s, so CI logs and ``nohup`` files stay readable.
@@ -81,13 +94,15 @@ def follow(cal, log, quiet: bool = False) -> None:
     tty = log.isatty() and not quiet
     last = 0.0
     for rec in cal.run():
+        if rec.message:  # a choice the user should read (e.g. the phase order), even when quiet
+            print(("\n" if tty else "") + rec.message, file=log, flush=True)
         if quiet:
             continue
         now = time.monotonic()
         if tty and (now - last > 0.2 or rec.done):
             print(_bar(rec), end="", file=log, flush=True)
             last = now
-        elif not tty and (rec.new_best or rec.done or now - last > 30):
+        elif not tty and (rec.new_best or rec.done or rec.stage == "finish" or now - last > 30):
             print(rec.summary(), file=log, flush=True)
             last = now
     if tty:
@@ -96,8 +111,8 @@ def follow(cal, log, quiet: bool = False) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read, calibrate, write the model; returns the exit status."""
-    from ..core.calibrate import CalibrationConfig, prepare_data, refine_anisotropy
-    from ..core.calibrate.loop import Calibration
+    from ..core.calibrate import CalibrationConfig, prepare_data
+    from ..core.calibrate.pipeline import CalibrationPipeline
     from ..core.io import read_labels
     from . import CLIError
 
@@ -125,7 +140,14 @@ def run(args: argparse.Namespace) -> int:
     config = CalibrationConfig.preset(args.preset, **changes)
 
     img = read_labels(args.image, phases=args.phases, voxel_size=args.voxel_size)
-    data = prepare_data(img, axis=args.axis, fit_b=not args.no_anisotropy)
+    try:
+        data = prepare_data(img, axis=args.axis, fit_b=not args.no_anisotropy)
+        pipe = CalibrationPipeline(
+            data, config, resume=args.resume, auto_order=not args.keep_order,
+            check=not args.no_check,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     log = sys.stderr
     if data.anisotropy_note:
         print(data.anisotropy_note, file=log)
@@ -135,28 +157,26 @@ def run(args: argparse.Namespace) -> int:
         f"{config.algorithm}, model {config.model}",
         file=log,
     )
-    cal, notes = Calibration.from_prepared_with_notes(data, config, resume=args.resume)
-    for note in notes:  # one readable line each, not Python's file:line warning format
-        print(f"warning: {note}", file=log)
+    for note in pipe.notes:  # one readable line each, not Python's file:line warning format
+        prefix = "" if note.startswith(("settings from", "phase order")) else "warning: "
+        print(f"{prefix}{note}", file=log)
     try:
-        follow(cal, log, quiet=args.quiet)
+        follow(pipe, log, quiet=args.quiet)
     except KeyboardInterrupt:
         print("\ninterrupted: writing the best model so far", file=log)
-    models = cal.models
-    final = models.get("low") if args.model in ("low", "both") else models.get("high")
-    if final is None:
-        final = cal.best_model
-    if data.anisotropy_note and not (cal.stop_reason or "").startswith("non-finite"):
-        print("refining b with the calibrated model (Eq. 40 on its realizations) …", file=log)
-        final = refine_anisotropy(final, data, seed=config.seed)
+    final = pipe.result if pipe.result is not None else pipe.best_so_far()
+    if final.metadata.get("anisotropy", {}).get("model_refined") is not None:
         print(f"anisotropy along z: b = {final.anisotropy:.3f}", file=log)
+    if pipe.verdict is not None:
+        print(pipe.verdict.table(), file=log)
+    elif not args.no_check:
+        print(f"verdict: not checked ({pipe.stop_reason or 'interrupted'})", file=log)
     final.save(out, overwrite=args.overwrite)
-    print(f"wrote {out} ({cal.stop_reason or 'finished'})", file=log)
-    if args.model == "both" and "high" in models:
-        high = models["high"].copy(anisotropy=final.anisotropy)
-        high.save(high_out, overwrite=args.overwrite)
+    print(f"wrote {out} ({pipe.stop_reason or 'finished'})", file=log)
+    if args.model == "both" and "high" in pipe.models:
+        pipe.models["high"].save(high_out, overwrite=args.overwrite)
         print(f"wrote {high_out} (high-parametric model)", file=log)
-    reason = cal.stop_reason or ""
+    reason = pipe.stop_reason or ""
     return 1 if reason.startswith("non-finite") else 0
 
 

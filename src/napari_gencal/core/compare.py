@@ -86,6 +86,8 @@ class Comparison:
         Material for figures (``cld_data``/``cld_model``, ``tppf_data``/``tppf_model``/``tppf_r``,
         ``slice_data``/``slice_model``), filled by :func:`compare_images`.
     warnings : list of str
+    verdict : Verdict or None
+        :func:`~napari_gencal.core.fit_check.judge` of the two: does the model fit the data?
     """
 
     rows: list[dict[str, Any]]
@@ -93,6 +95,7 @@ class Comparison:
     model: dict[str, Any]
     extras: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    verdict: Any = None
 
     # --- renderings -------------------------------------------------------------------------
     def _table(self) -> tuple[list[str], list[list[str]]]:
@@ -125,12 +128,15 @@ class Comparison:
             out.append("  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)))
         for w in self.warnings:
             out.append(f"note: {w}")
+        if self.verdict is not None:
+            out.append(f"verdict: {self.verdict.line}")
         return "\n".join(out)
 
     def to_markdown(self) -> str:
-        """The table as GitHub-flavoured Markdown."""
+        """The table as GitHub-flavoured Markdown (after the verdict line, when there is one)."""
         head, body = self._table()
-        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out = [f"**Verdict: {self.verdict.line}**", ""] if self.verdict is not None else []
+        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(b) + " |" for b in body]
         return "\n".join(out) + "\n"
 
@@ -164,6 +170,7 @@ class Comparison:
             "data": self.data,
             "model": self.model,
             "warnings": self.warnings,
+            "verdict": None if self.verdict is None else self.verdict.to_dict(),
         }
 
     def to_json(self, path: str | os.PathLike | None = None, overwrite: bool = False) -> str:
@@ -274,7 +281,13 @@ def compare(data_descriptors: dict[str, Any], model_descriptors: dict[str, Any])
                     rows.append(_row(lab, name, short, direc, unit, dval, mv[direc]))
             else:
                 rows.append(_row(lab, name, short, None, unit, dv, mv))
-    return Comparison(rows, data_descriptors, model_descriptors, warnings=warnings)
+    from .fit_check import judge
+
+    verdict = judge(
+        {"phases": {lab: dp[lab] for lab in common}}, {"phases": {lab: mp[lab] for lab in common}}
+    )
+    return Comparison(rows, data_descriptors, model_descriptors, warnings=warnings,
+                      verdict=verdict)  # fmt: skip
 
 
 def _row(lab, name, short, direc, unit, dv, mv) -> dict[str, Any]:

@@ -252,6 +252,23 @@ class ExcursionModel:
         p = torch.as_tensor(fam.vector(self.kernels[name]), dtype=dtype, device=device)
         return kernel_from_covariance(fam, p, int(self.m), dim=3, scale=self.scale)
 
+    @property
+    def user_phase_map(self) -> PhaseMap | None:
+        """The phase map in the order the user gave the labels (for display and tables).
+
+        A calibration chooses which labelled phase plays the model's phase 1, 2, 3 and records
+        the user's order in ``metadata["phase_order"]``; ``phase_map`` is in the model's order.
+        Generated label values are the same either way; this order keeps colours and tables as
+        the user's data shows them.
+        """
+        pm = self.phase_map
+        user = (self.metadata.get("phase_order") or {}).get("user_order_labels")
+        if pm is None or not user or sorted(user) != sorted(pm.labels):
+            return pm
+        pos = [pm.labels.index(int(v)) for v in user]
+        names = None if pm.names is None else tuple(pm.names[i] for i in pos)
+        return PhaseMap(tuple(pm.labels[i] for i in pos), names)
+
     def used_kernels(self) -> tuple[str, ...]:
         """Kernels that influence the phases (two-phase models ignore X2 and eps_Y)."""
         if self.n_phases == 2:

@@ -1,8 +1,10 @@
 """Calibration of the excursion-set model from 2D sections (method.md §5).
 
-* :class:`CalibrationConfig` — every setting, with ``"quick"`` and ``"paper"`` presets.
+* :class:`CalibrationConfig` — every setting, with the named budgets ``"minutes"`` and ``"paper"``.
 * :class:`Calibration` — Algorithms 1–3 as one resumable engine; ``run()`` yields :class:`Progress`.
-* :func:`calibrate` — one call from a label image to a calibrated :class:`ExcursionModel`.
+* :class:`CalibrationPipeline` — what every front end runs: settings from the data, phase order,
+  the engine at the working resolution, rescaling, anisotropy and the verdict.
+* :func:`calibrate` — one call from a label image to a calibrated, checked :class:`ExcursionModel`.
 * :func:`reduce_to_low` — high → low-parametric kernels (covariance family fit).
 * :func:`fit_anisotropy` — the factor b along z from chord length distributions (Eq. 40).
 """
@@ -20,6 +22,7 @@ __all__ = [
     "CalibrationConfig",
     "PRESETS",
     "Calibration",
+    "CalibrationPipeline",
     "Progress",
     "calibrate",
     "prepare_data",
@@ -37,6 +40,10 @@ def __getattr__(name: str) -> Any:
         from . import loop
 
         return getattr(loop, name)
+    if name == "CalibrationPipeline":
+        from .pipeline import CalibrationPipeline
+
+        return CalibrationPipeline
     if name == "reduce_to_low":
         from .lowparam import reduce_to_low
 
@@ -53,8 +60,14 @@ def calibrate(
     *,
     voxel_size: Any = None,
     fit_b: bool = True,
+    auto_order: bool = True,
+    check: bool = True,
 ) -> Any:
-    """Calibrate a model on a label image or stack and return the best :class:`ExcursionModel`.
+    """Calibrate a model on a label image or stack and return the final, checked model.
+
+    Runs :class:`CalibrationPipeline`: settings from the data, phase order chosen from the data,
+    calibration within the budget, exact rescaling to the data's resolution, anisotropy (3D stacks)
+    and the verdict (``model.metadata["verdict"]``).
 
     Parameters
     ----------
@@ -63,31 +76,32 @@ def calibrate(
     phases : str or sequence or PhaseMap, optional
         Label of each phase (2 or 3 phases).
     axis : {"z", "y", "x"}
-        Stack axis normal to the sections; with ``"z"`` b is fitted from the stack (Eq. 40).
+        Stack axis normal to the sections; with ``"z"`` b is fitted from the stack.
     config : CalibrationConfig, optional
-        Default: ``CalibrationConfig.preset("quick")``.
+        Default: ``CalibrationConfig.preset("minutes")``.
     progress : callable, optional
-        Called with every :class:`Progress` record; returning ``False`` cancels (best model kept).
+        Called with every :class:`Progress` record; returning ``False`` cancels (best model kept,
+        not checked).
     voxel_size : float or tuple, optional
         Overrides the image's voxel size.
     fit_b : bool
-        Fit the anisotropy factor from a 3D stack sliced normal to z: Eq. 40 on the stack, then
-        refined with the calibrated model (:func:`refine_anisotropy`).
+        Fit the anisotropy factor from a 3D stack sliced normal to z.
+    auto_order : bool
+        Choose which phase plays the model's phase 1, 2, 3 from the data (default).
+    check : bool
+        Judge the final model against the data (the verdict).
 
     Returns
     -------
     ExcursionModel
         The final model (the low-parametric one for ``model="low"``/``"both"``).
     """
-    from .loop import Calibration
+    from .pipeline import CalibrationPipeline
 
     data = prepare_data(image, phases, axis, fit_b=fit_b, voxel_size=voxel_size)
-    cfg = config if config is not None else CalibrationConfig.preset("quick")
-    cal = Calibration.from_prepared(data, cfg)
-    for rec in cal.run():
+    cfg = config if config is not None else CalibrationConfig.preset("minutes")
+    pipe = CalibrationPipeline(data, cfg, auto_order=auto_order, check=check)
+    for rec in pipe.run():
         if progress is not None and progress(rec) is False:
-            cal.cancel()
-    model = cal.models.get("low" if cfg.model in ("low", "both") else "high", cal.best_model)
-    if fit_b and cal.stop_reason != "cancelled":
-        model = refine_anisotropy(model, data, seed=cfg.seed)
-    return model
+            pipe.cancel()
+    return pipe.best_so_far()

@@ -3,8 +3,10 @@
 Every number that method.md leaves open is a field here, so that a user can change it and a
 model file can record it. ``CalibrationConfig()`` holds the method's values (batch 32, window 128,
 learning rates, early stopping from epoch 101 with patience 500) with a bounded budget;
-``CalibrationConfig.preset`` gives ``"quick"`` (what the CLI, the demo and the napari widget start
-from: minutes on a laptop CPU) and ``"paper"`` (the paper's budget).
+``CalibrationConfig.preset`` gives the named *budgets* ``"minutes"`` (what the CLI, the API, the
+demo and the napari widget start from: minutes on a laptop CPU; ``"quick"`` is its old name) and
+``"paper"`` (the paper's budget). No preset sets a length: window, r_max and the kernel radius come
+from the data (:mod:`.plan`), whatever the budget.
 """
 
 from __future__ import annotations
@@ -84,9 +86,12 @@ class CalibrationConfig:
         Algorithm 3: skip the discriminator update when its loss is below this (None: never skip).
     steps_per_epoch : int
         Optimizer steps per epoch.
-    early_stop_start, patience : int
-        Track the best parameters from this epoch on; stop after ``patience`` epochs without a
-        better volume-fraction + surface-area score.
+    early_stop_start : int
+        Track the best parameters from this epoch on.
+    patience : int or None
+        Stop after ``patience`` epochs without a better volume-fraction + surface-area score.
+        None: :data:`PATIENCE_SHARE` of the time budget (at least :data:`MIN_PATIENCE` epochs),
+        whatever an epoch costs on this data; 500 epochs without a time budget.
     max_epochs : int
         Hard epoch limit.
     time_limit : float or None
@@ -137,7 +142,7 @@ class CalibrationConfig:
     skip_threshold: float | None = 0.4
     steps_per_epoch: int = 50
     early_stop_start: int = 101
-    patience: int = 500
+    patience: int | None = 500
     max_epochs: int = 2000
     time_limit: float | None = None
     eval_sections: int = 16
@@ -182,6 +187,8 @@ class CalibrationConfig:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         for name in ("pretrain_model_steps", "pretrain_disc_steps", "early_stop_start", "patience"):
             v = getattr(self, name)
+            if v is None and name == "patience":
+                continue
             if int(v) != v or v < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
         if self.working_factor is not None and (
@@ -224,6 +231,18 @@ class CalibrationConfig:
         """Algorithms 2 and 3 train a discriminator."""
         return self.algorithm in (2, 3)
 
+    def patience_epochs(self, epoch_seconds: float | None, time_limit: float | None) -> int:
+        """Epochs without improvement that end a run (see ``patience``).
+
+        ``time_limit``: the budget of the current stage (seconds); ``epoch_seconds``: what an epoch
+        costs on this data.
+        """
+        if self.patience is not None:
+            return int(self.patience)
+        if time_limit is None or not epoch_seconds:
+            return 500
+        return max(MIN_PATIENCE, math.ceil(PATIENCE_SHARE * time_limit / epoch_seconds))
+
     def replace(self, **changes: Any) -> CalibrationConfig:
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **changes)
@@ -248,7 +267,11 @@ class CalibrationConfig:
 
     @classmethod
     def preset(cls, name: str, **changes: Any) -> CalibrationConfig:
-        """A named preset (``"quick"``, ``"default"``, ``"paper"``) with optional changes."""
+        """A named budget (``"minutes"``, ``"default"``, ``"paper"``) with optional changes.
+
+        ``"quick"`` is accepted as the earlier name of ``"minutes"``.
+        """
+        name = PRESET_ALIASES.get(name, name)
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -258,22 +281,26 @@ class CalibrationConfig:
         return cls(**{**PRESETS[name], **changes})
 
 
-#: Named settings. "quick" trades the method's batch/window/patience for minutes on a laptop CPU
-#: (the front ends' default); "paper" is the paper's budget (hours; GPU recommended).
+#: Share of the time budget without a better evaluation that ends a run (``patience=None``).
+PATIENCE_SHARE = 0.35
+#: Fewest epochs of patience when it follows the time budget.
+MIN_PATIENCE = 15
+
+#: Named budgets. "minutes" trades the method's batch and patience for minutes on a laptop CPU
+#: (the front ends' default); "paper" is the paper's budget (hours; GPU recommended). None of them
+#: sets a length (window, r_max, m): those follow the data (plan.py), so a preset tuned on one
+#: material cannot cut another's kernels.
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    "quick": {
-        "window": 64,
+    "minutes": {
         "batch": 8,
-        "m_cap": 24,
-        "r_max_cap": 48,
         "disc_width": 32,
         "pretrain_model_steps": 150,
         "pretrain_disc_steps": 50,
         "steps_per_epoch": 25,
         "early_stop_start": 3,
-        "patience": 15,
-        "max_epochs": 200,
+        "patience": None,
+        "max_epochs": 100000,
         "time_limit": 300.0,
         "eval_sections": 16,
         "eval_size": 256,
@@ -291,3 +318,5 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_epochs": 10000,
     },
 }
+#: Earlier preset names.
+PRESET_ALIASES = {"quick": "minutes"}

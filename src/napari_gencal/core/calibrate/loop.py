@@ -85,6 +85,8 @@ class Progress:
     stop_reason : str or None
         Why the run ended (``"max_epochs"``, ``"early_stopping"``, ``"time_limit"``,
         ``"cancelled"``, or a non-finite loss with its values).
+    message : str or None
+        Something to tell the user at this point (e.g. the phase order the pipeline chose).
     """
 
     step: int
@@ -102,10 +104,16 @@ class Progress:
     remaining: float | None = None
     done: bool = False
     stop_reason: str | None = None
+    message: str | None = None
 
     @property
     def fraction(self) -> float:
-        """Share of the step budget used, in [0, 1]."""
+        """Share of the budget used, in [0, 1]: by time when ``remaining`` is known (a time
+        limit usually ends a run before the step budget), else by steps."""
+        if self.done:
+            return 1.0
+        if self.remaining is not None and self.elapsed + self.remaining > 0:
+            return min(1.0, self.elapsed / (self.elapsed + self.remaining))
         return min(1.0, self.step / max(1, self.total_steps))
 
     def summary(self) -> str:
@@ -336,7 +344,9 @@ class Calibration:
         if ckpt is not None:
             self._restore(ckpt)
         else:
-            self.stage = "low" if config.model == "low" else "high"
+            # "low" and "both" start high: the paper's route (high-parametric first, the family
+            # fitted to each calibrated kernel's covariance, then recalibrated).
+            self.stage = "high"
             init = be.initial_model(
                 self.k,
                 self.m,
@@ -348,10 +358,6 @@ class Calibration:
                 self.device,
                 self.phase_map,
             )
-            if self.stage == "low":
-                from .lowparam import reduce_to_low
-
-                init = reduce_to_low(init)
             self._start_stage(init, elapsed=0.0)
 
     # ------------------------------------------------------------------ set-up
@@ -475,9 +481,9 @@ class Calibration:
 
     def _time_limit(self) -> float | None:
         tl = self.config.time_limit
-        if tl is None or self.config.model != "both":
+        if tl is None or self.config.model == "high":
             return tl
-        # "both": the high stage gets 60 % of the time, the low stage the rest.
+        # "low" / "both": the high stage gets 60 % of the time, the low stage the rest.
         return 0.6 * tl if self.stage == "high" else tl
 
     # ------------------------------------------------------------------ one step
@@ -630,7 +636,7 @@ class Calibration:
                     last = rec
                     yield rec
                 if (
-                    self.config.model == "both"
+                    self.config.model in ("low", "both")
                     and self.stage == "high"
                     and last is not None
                     and last.stop_reason in ("max_epochs", "early_stopping", "time_limit")
@@ -692,7 +698,8 @@ class Calibration:
                         new_best = True
                     else:
                         self.epochs_since_best += 1
-                        if self.epochs_since_best >= c.patience:
+                        epoch_s = float(np.mean(self._step_times[-50:])) * c.steps_per_epoch
+                        if self.epochs_since_best >= c.patience_epochs(epoch_s, time_limit):
                             self._stop_reason = "early_stopping"
                 if c.checkpoint and epoch % c.checkpoint_every == 0:
                     self.save_checkpoint(c.checkpoint)

@@ -64,6 +64,9 @@ SIZE_WARN = 8.0
 LOSSLESS_TOL = 0.002
 #: Largest working factor considered.
 MAX_FACTOR = 8
+#: Working images keep at least this side (pixels): coarser ones leave too little for the
+#: discriminator window and the TPPF range.
+MIN_WORK_SIDE = 64
 #: Smallest and largest discriminator windows chosen automatically (powers of two).
 WINDOW_RANGE = (64, 128)
 #: Window ≥ this many largest-phase mean chords, so the discriminator sees the structure repeat.
@@ -104,13 +107,15 @@ class Structure:
 
     @property
     def thinnest(self) -> float:
-        """Smallest mean chord of any phase (pixels)."""
-        return float(np.nanmin(self.mean_chords))
+        """Smallest mean chord of any phase (pixels; NaN when no phase has a chord)."""
+        c = self.mean_chords
+        return float(np.nanmin(c)) if np.isfinite(c).any() else float("nan")
 
     @property
     def largest(self) -> float:
-        """Largest mean chord of any phase (pixels)."""
-        return float(np.nanmax(self.mean_chords))
+        """Largest mean chord of any phase (pixels; NaN when no phase has a chord)."""
+        c = self.mean_chords
+        return float(np.nanmax(c)) if np.isfinite(c).any() else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (for model files)."""
@@ -189,9 +194,11 @@ def measure_structure(
     for i in range(k):
         for j, ax in enumerate(("y", "x")):
             try:
-                chords[i, j] = float(mean_chord_length(sec, i, axis=ax, sections=True))
+                c = float(mean_chord_length(sec, i, axis=ax, sections=True))
             except ValueError:  # no chord of this phase along this axis
-                pass
+                continue
+            # inf: the phase spans every line along this axis (stripes); no length to learn
+            chords[i, j] = c if math.isfinite(c) else np.nan
     r_lim = max(2, min(h, w) // 4)
     curves = be.tppf_of_sections(sec, k, r_lim, torch.device("cpu")).double().numpy()
     dev = np.abs(curves - np.outer(fractions, fractions)[:, :, None]).max(axis=(0, 1))
@@ -268,10 +275,11 @@ def working_factor(
     smallest f that brings r_max to at most :data:`R_WORK` pixels, reduced until the thinnest
     phase keeps a mean chord of at least :data:`THIN_PIXELS` pixels.
     """
+    max_factor = max(1, min(max_factor, min(struct.section_shape) // MIN_WORK_SIDE))
     f_blocks, offset = lossless_factor(sections, max_factor)
     r_native = _r_max(struct)
     f_cost = 1
-    if r_native > R_WORK:
+    if r_native > R_WORK and math.isfinite(struct.thinnest):
         f_cost = min(max_factor, math.ceil(r_native / R_WORK))
         while f_cost > 1 and struct.thinnest / f_cost < THIN_PIXELS:
             f_cost -= 1
@@ -372,6 +380,12 @@ def check_size(struct: Structure) -> list[str]:
     h, w = struct.section_shape
     side = min(h, w)
     big = struct.largest
+    if not math.isfinite(big):
+        raise ValueError(
+            f"no phase of the {h}×{w} images has a chord that begins and ends inside them: every "
+            "phase spans the image (or is absent); the structure is larger than the images — give "
+            "larger images"
+        )
     need = int(math.ceil(SIZE_WARN * big))
     if side < SIZE_MIN * big:
         raise ValueError(
@@ -458,7 +472,8 @@ def plan_calibration(sections: np.ndarray, k: int, config: Any) -> tuple[Plan, n
         reasons["window"] = "set by the user" + ("" if window == config.window else " (reduced)")
     else:
         lo, hi = WINDOW_RANGE
-        window = min(fit, max(lo, min(hi, _pow2_ceil(WINDOW_CHORDS * work.largest))))
+        big = work.largest if math.isfinite(work.largest) else 0.0
+        window = min(fit, max(lo, min(hi, _pow2_ceil(WINDOW_CHORDS * big))))
         reasons["window"] = (
             f"power of two ≥ {WINDOW_CHORDS:g} coarsest mean chords ({work.largest:.1f} px), "
             f"in {list(WINDOW_RANGE)}, within the images"

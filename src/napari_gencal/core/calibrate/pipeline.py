@@ -1,0 +1,392 @@
+"""One calibration, from a user's labels to a checked model: what every front end runs.
+
+:class:`CalibrationPipeline` strings the rooms of the data flow together, so that the CLI, the
+Python API and the napari widget do the same work:
+
+1. **Settings from the data** (:mod:`.plan`): the working resolution (every f-th pixel when the
+   images are made of blocks or the structure is very large; never losing a thin phase), then
+   r_max, the kernel radius m, the window and the section size at that resolution.
+2. **Phase order** (:mod:`.phase_order`): which labelled phase plays the model's phase 1, 2, 3 —
+   the least-touching pair at the ends, short trial fits (Algorithm 1, the same steps and seed for
+   each order) for which end is phase 1. Labels of generated volumes stay the user's; the model
+   file records the choice and why.
+3. **Calibration** (:class:`.loop.Calibration`) at the working resolution, in the time left;
+   ``model="low"`` / ``"both"`` take the paper's route (high first, then reduce, recalibrate).
+4. **Rescaling**: the model gets ``length_scale = f`` (exact: kernels at scaled coordinates).
+5. **Anisotropy** (3D stacks sliced normal to z): b from the stack (Eq. 40), refined so that the
+   model's chords along z relate to its in-plane chords as the data's do, per phase.
+6. **Verdict** (:mod:`..fit_check`): hard realizations compared with the data; stored in the model.
+
+``run()`` yields :class:`~.loop.Progress` records: ``stage="order"`` during the trials (one with
+``message`` set when the order is chosen), the engine's (``"high"``/``"low"``), then
+``stage="finish"`` for steps 5–6. ``result`` is the final model, ``verdict`` the check. Cancelling
+keeps the best model found so far (``verdict`` None: not checked).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from ..phases import PhaseMap
+from .config import CalibrationConfig
+from .data import PreparedData
+from .phase_order import PhaseOrder, candidate_orders, choose_phase_order
+from .plan import Plan, coarsen, plan_calibration
+
+__all__ = ["CalibrationPipeline", "TRIAL_STEPS", "TRIAL_SHARE"]
+
+#: Optimizer steps of each phase-order trial (Algorithm 1: TPPF loss only, no discriminator).
+TRIAL_STEPS = 250
+#: Largest share of the time budget one trial may take (it stops early at the time cap), and of
+#: all trials together.
+TRIAL_SHARE = 0.08
+TRIALS_SHARE = 0.25
+#: Trial time cap without a time budget (seconds).
+TRIAL_SECONDS = 60.0
+
+
+class CalibrationPipeline:
+    """Settings from the data → phase order → calibration → rescaling → anisotropy → verdict.
+
+    Parameters
+    ----------
+    data : PreparedData
+        From :func:`~napari_gencal.core.calibrate.prepare_data`.
+    config : CalibrationConfig, optional
+        Default: the ``"minutes"`` budget. Lengths left at None (window, r_max, m, working factor)
+        are derived from the data. ``time_limit`` covers the order trials and the calibration.
+    resume : str, optional
+        Checkpoint of an earlier run of the same data and settings (its phase order is kept: no
+        trials).
+    auto_order : bool
+        Choose the phase order from the data (default); False keeps the user's order.
+    check : bool
+        Judge the final model against the data (the verdict); False skips it.
+
+    Attributes
+    ----------
+    plan : Plan
+    order : PhaseOrder or None
+        Known after the trials (at once with one candidate, two phases or ``auto_order=False``).
+    engine : Calibration or None
+        The calibration engine, once the order is known.
+    notes : list of str
+        What the user should read before the run: data warnings and the settings chosen. The
+        phase order follows as a progress record's ``message`` (and in :meth:`summary`).
+    result : ExcursionModel or None
+        The final model after :meth:`run` (None before).
+    verdict : Verdict or None
+    models : dict
+        ``"high"`` / ``"low"`` final models (rescaled, anisotropy applied).
+    """
+
+    def __init__(
+        self,
+        data: PreparedData,
+        config: CalibrationConfig | None = None,
+        *,
+        resume: str | None = None,
+        auto_order: bool = True,
+        check: bool = True,
+    ) -> None:
+        self.data = data
+        cfg = config if config is not None else CalibrationConfig.preset("minutes")
+        self.config = cfg
+        self.check = check
+        self.resume = resume
+        pm = data.phase_map
+        self.plan: Plan
+        self.plan, self._work = plan_calibration(data.sections, pm.n_phases, cfg)
+        self.notes: list[str] = list(self.plan.warnings)
+        self.notes.append(self.plan.summary())
+        self._candidates, _ = candidate_orders(self._work, pm.n_phases)
+        self.order: PhaseOrder | None = None
+        if not auto_order:
+            self.order = PhaseOrder(tuple(range(pm.n_phases)), "the order given by the user")
+        elif resume is not None or len(self._candidates) == 1:
+            self.order = choose_phase_order(self._work, tuple(pm.labels))
+        self.engine: Any = None
+        self._trial_engines: dict[tuple[int, ...], Any] = {}
+        self._current: Any = None
+        self._last_trial: Any = None
+        self._cancelled = False
+        self.result: Any = None
+        self.verdict: Any = None
+        self.models: dict[str, Any] = {}
+        self.finish_seconds = 0.0
+        self.trial_seconds = 0.0
+        if self.order is not None:
+            if pm.n_phases == 3:
+                self.notes.append("phase order: " + self.order.reason)
+            self._build_engine(cfg.time_limit)
+
+    # ------------------------------------------------------------------ control
+    def cancel(self) -> None:
+        """Stop after the current step; the best model so far is kept (thread-safe)."""
+        self._cancelled = True
+        if self._current is not None:
+            self._current.cancel()
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the calibration ended."""
+        if self.engine is not None:
+            return self.engine.stop_reason
+        return "cancelled" if self._cancelled else None
+
+    @property
+    def final_kind(self) -> str:
+        """``"low"`` for ``model="low"``/``"both"``, else ``"high"``."""
+        return "low" if self.config.model in ("low", "both") else "high"
+
+    @property
+    def model_phase_map(self) -> PhaseMap:
+        """The phase map in the model's order (after the order is chosen)."""
+        pm = self.data.phase_map
+        perm = self.order.perm if self.order is not None else tuple(range(pm.n_phases))
+        return PhaseMap(
+            tuple(pm.labels[p] for p in perm), tuple(pm.display_names[p] for p in perm)
+        )
+
+    # ------------------------------------------------------------------ set-up
+    def _engine_config(self, **changes: Any) -> CalibrationConfig:
+        cfg = self.config
+        derived = {
+            key: value
+            for key, value in (
+                ("window", self.plan.window),
+                ("r_max", self.plan.r_max),
+                ("m", self.plan.m),
+                ("working_factor", self.plan.factor),
+            )
+            if getattr(cfg, key) is None
+        }
+        return cfg.replace(**derived, **changes)
+
+    def _make_engine(self, perm: tuple[int, ...], cfg: CalibrationConfig, resume=None) -> Any:
+        from .loop import Calibration, CalibrationWarning
+
+        order = PhaseOrder(perm, "")
+        pm = self.data.phase_map
+        model_pm = PhaseMap(tuple(pm.labels[p] for p in perm),
+                            tuple(pm.display_names[p] for p in perm))  # fmt: skip
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CalibrationWarning)
+            engine = Calibration(
+                order.apply(self._work),
+                model_pm,
+                cfg,
+                self.data.voxel_size,
+                data_sha256=self.data.sha256,
+                anisotropy=1.0,
+                resume=resume,
+            )
+        msgs = []
+        for w in caught:
+            if issubclass(w.category, CalibrationWarning):
+                if not str(w.message).startswith("phase order"):  # chosen here, not advised
+                    msgs.append(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return engine, msgs
+
+    def _build_engine(self, time_limit: float | None) -> None:
+        cfg = self._engine_config(time_limit=time_limit)
+        self.engine, msgs = self._make_engine(self.order.perm, cfg, self.resume)
+        for m in msgs:
+            if m not in self.notes:
+                self.notes.append(m)
+
+    # ------------------------------------------------------------------ the flow
+    def run(self) -> Iterator[Any]:
+        """Order trials, calibration, then finish (rescale, anisotropy, verdict); yields
+        :class:`~.loop.Progress` records."""
+        from .loop import Progress
+
+        t_start = time.perf_counter()
+        if self.order is None:
+            yield from self._choose_order()
+            self.trial_seconds = time.perf_counter() - t_start
+            if self._cancelled:
+                yield from self._finish(self._last_trial, finished=False)
+                return
+            tl = self.config.time_limit
+            left = None if tl is None else max(0.5 * tl, tl - self.trial_seconds)
+            self._build_engine(left)
+            yield Progress(0, self.engine.total_steps, 0, "chosen", "order", {},
+                           elapsed=self.trial_seconds, message="phase order: "
+                           + self.order.reason)  # fmt: skip
+        self._current = self.engine
+        if self._cancelled:
+            self.engine.cancel()
+        last = None
+        for rec in self.engine.run():
+            last = rec
+            if self.trial_seconds:
+                rec = dataclasses.replace(rec, elapsed=rec.elapsed + self.trial_seconds)
+            yield rec
+        reason = self.engine.stop_reason or ""
+        yield from self._finish(last, reason in ("max_epochs", "early_stopping", "time_limit"))
+
+    def _choose_order(self) -> Iterator[Any]:
+        """Short trial fits of the candidate orders; sets ``self.order``."""
+        tl = self.config.time_limit
+        n = len(self._candidates)
+        cap = TRIAL_SECONDS if tl is None else min(TRIAL_SHARE, TRIALS_SHARE / n) * tl
+        epochs = max(1, math.ceil(TRIAL_STEPS / 25))
+        trial_cfg = self._engine_config(
+            algorithm=1, model="high", pretrain_model_steps=0, pretrain_disc_steps=0,
+            steps_per_epoch=25, max_epochs=epochs, early_stop_start=1, patience=10_000,
+            time_limit=cap, checkpoint=None,
+        )  # fmt: skip
+        scores: dict[tuple[int, ...], float] = {}
+        labels = self.data.phase_map.labels
+        for i, perm in enumerate(self._candidates):
+            if self._cancelled:
+                break
+            engine, _ = self._make_engine(perm, trial_cfg)
+            self._trial_engines[perm] = engine
+            self._current = engine
+            name = ",".join(str(labels[p]) for p in perm)
+            for rec in engine.run():
+                rec = dataclasses.replace(rec, stage="order", phase=f"trial {i + 1}/{n} ({name})")
+                self._last_trial = rec
+                yield rec
+            if engine.stop_reason == "cancelled":
+                break
+            if engine.best_score is not None:
+                scores[perm] = float(engine.best_score)
+            else:  # the time cap came before the first evaluation: judge the parameters reached
+                scores[perm] = float(engine.evaluate(engine._candidate())["score"])
+        if len(scores) == len(self._candidates):
+            self.order = choose_phase_order(self._work, tuple(labels), trial=scores.__getitem__)
+        elif scores:  # cancelled part-way: the best so far, for the model that is kept
+            best = min(scores, key=scores.get)
+            self.order = PhaseOrder(best, "trials cancelled; best so far", trials=scores)
+        else:
+            self.order = PhaseOrder(self._candidates[0], "cancelled before the trials")
+
+    def _finish(self, last: Any, finished: bool) -> Iterator[Any]:
+        from .loop import Progress
+
+        t0 = time.perf_counter()
+        step = last.step if last is not None else 0
+        total = last.total_steps if last is not None else 0
+
+        elapsed = (last.elapsed if last else 0.0) + (
+            self.trial_seconds if self.engine is not None else 0.0
+        )
+
+        def note(phase: str) -> Progress:
+            return Progress(step, total, 0, phase, "finish", {}, elapsed=elapsed)
+
+        for kind, m in self._engine_models().items():
+            self.models[kind] = self._rescaled(m)
+        if finished and self.data.volume is not None and self.data.anisotropy_note:
+            yield note("anisotropy")
+            b, record = self._anisotropy(self.models[self.final_kind])
+            for kind, m in self.models.items():
+                meta = dict(m.metadata, anisotropy=record)
+                self.models[kind] = m.copy(anisotropy=b, metadata=meta)
+        final = self.models[self.final_kind]
+        if finished and self.check:
+            yield note("verdict")
+            from ..fit_check import check_fit
+
+            self.verdict = check_fit(
+                final,
+                self.order.apply(self.data.sections),
+                None if self.data.volume is None else self.order.apply(self.data.volume),
+                seed=self.config.seed + 4242,
+                device=str(self.engine.device),
+            )
+            final = final.copy(metadata=dict(final.metadata, verdict=self.verdict.to_dict()))
+            self.models[self.final_kind] = final
+        elif not finished:
+            final = final.copy(metadata=dict(final.metadata, verdict=None))
+            self.models[self.final_kind] = final
+        self.result = final
+        self.finish_seconds = time.perf_counter() - t0
+        done = note("done")
+        done.done = True
+        done.stop_reason = self.stop_reason
+        yield done
+
+    def _engine_models(self) -> dict[str, Any]:
+        if self.engine is not None:
+            models = dict(self.engine.models)
+            models.setdefault(self.final_kind, self.engine.best_model)
+            return models
+        trial = self._trial_engines.get(self.order.perm) if self.order is not None else None
+        if trial is None and self._trial_engines:
+            trial = next(iter(self._trial_engines.values()))
+        if trial is None:
+            raise RuntimeError("the calibration was cancelled before any model existed")
+        return {self.final_kind: trial.best_model}
+
+    def best_so_far(self) -> Any:
+        """The final model if the run finished, else the best so far at the user's resolution
+        (unchecked): what a cancelled or interrupted run keeps."""
+        if self.result is not None:
+            return self.result
+        model = self._rescaled(self._engine_models()[self.final_kind])
+        return model.copy(metadata=dict(model.metadata, verdict=None))
+
+    @property
+    def best_model(self) -> Any:
+        """Same as :meth:`best_so_far` (the name the engine uses)."""
+        return self.best_so_far()
+
+    # ------------------------------------------------------------------ steps
+    def _rescaled(self, model: Any) -> Any:
+        """The working-resolution model at the user's resolution, with the pipeline's records."""
+        meta = dict(model.metadata)
+        meta["settings_from_data"] = self.plan.to_dict()
+        if self.order is not None:
+            meta["phase_order"] = self.order.to_dict(tuple(self.data.phase_map.labels))
+        if self.data.anisotropy_note:
+            meta["anisotropy"] = {"eq40_data_only": self.data.anisotropy}
+        return model.copy(
+            length_scale=float(self.plan.factor) * float(model.length_scale),
+            anisotropy=self.data.anisotropy if self.data.anisotropy_note else 1.0,
+            metadata=meta,
+        )
+
+    def _anisotropy(self, model: Any) -> tuple[float, dict[str, Any]]:
+        """b with the calibrated model, at the working resolution."""
+        from . import anisotropy
+
+        f = self.plan.factor
+        vol = self.order.apply(self.data.volume)
+        if f > 1:
+            vol = coarsen(vol, f, (0, *self.plan.offset))
+        work_model = model.copy(length_scale=model.length_scale / f, anisotropy=1.0)
+        b = anisotropy.fit_anisotropy_to_model(
+            vol, work_model, b_start=self.data.anisotropy, seed=self.config.seed,
+            device=str(self.engine.device),
+        )  # fmt: skip
+        record = {
+            "eq40_data_only": float(self.data.anisotropy),
+            "model_refined": float(b),
+            "method": "b from Eq. 40 on the stack, refined so that the model's mean chords along z "
+            "relate to its in-plane chords as the data's do, per phase (docs/decisions/"
+            "calibration.md)",
+        }
+        return float(b), record
+
+    # ------------------------------------------------------------------ summaries
+    def summary(self) -> str:
+        """Lines for logs: notes, the phase order, then the verdict (after :meth:`run`)."""
+        lines = list(self.notes)
+        order = "phase order: " + self.order.reason if self.order is not None else None
+        if order and self.data.phase_map.n_phases == 3 and order not in lines:
+            lines.append(order)
+        if self.verdict is not None:
+            lines.append(self.verdict.table())
+        return "\n".join(lines)
+
