@@ -33,5 +33,5 @@ def sample_2d() -> list[tuple[Any, dict[str, Any], str]]:
 
 
 def sample_3d() -> list[tuple[Any, dict[str, Any], str]]:
-    """Three-phase Li-ion cathode volume, 64³ (labels 0/85/170)."""
+    """Three-phase Li-ion cathode volume, 128³ (labels 0/85/170)."""
     return sample_layer("cathode_3d", "cathode 3D")

@@ -143,7 +143,7 @@ def _config(config: CalibrationConfig | str | None, settings: dict[str, Any]) ->
 def calibration(
     image: ImageLike,
     phases: str | Sequence[int] | None = None,
-    axis: str | int = "z",
+    axis: str | int = "auto",
     config: CalibrationConfig | str | None = None,
     **settings: Any,
 ) -> CalibrationPipeline:
@@ -159,7 +159,9 @@ def calibration(
     image : LabelImage, ndarray or path
         2D image, or a 3D stack used as sections normal to ``axis``.
     phases : str or sequence of int, optional
-    axis : {"z", "y", "x"}
+    axis : {"auto", "z", "y", "x"}
+        For a 3D stack: the axis normal to the sections used (``"auto"``: z, unless the x–y
+        planes are anisotropic and another axis's planes are not).
     config : CalibrationConfig or {"minutes", "default", "paper"}, optional
     **settings
         Overrides of :class:`~napari_gencal.core.calibrate.CalibrationConfig` fields
@@ -174,7 +176,7 @@ def calibration(
 def calibrate(
     image: ImageLike,
     phases: str | Sequence[int] | None = None,
-    axis: str | int = "z",
+    axis: str | int = "auto",
     config: CalibrationConfig | str | None = None,
     progress: Callable[[Any], Any] | None = None,
     **settings: Any,

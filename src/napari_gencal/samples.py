@@ -3,7 +3,7 @@
 The crops live in ``napari_gencal/_data`` (see the README there for sources and licences):
 
 * ``"sofc_2d"`` — 256×256 section of a solid-oxide-fuel-cell anode, labels 0/1/2 (MIT, SuperRes);
-* ``"cathode_3d"`` — 64³ crop of a Li-ion cathode volume, labels 0 = pore, 85 = NMC,
+* ``"cathode_3d"`` — 128³ crop of a Li-ion cathode volume, labels 0 = pore, 85 = NMC,
   170 = binder/carbon (MIT, TauFactor).
 """
 
@@ -31,9 +31,9 @@ SAMPLES: dict[str, dict] = {
         "file": "cathode_3d.npz",
         "labels": (0, 85, 170),
         "names": ("pore", "NMC", "binder"),
-        "description": "Three-phase Li-ion cathode volume (3D, 64³)",
+        "description": "Three-phase Li-ion cathode volume (3D, 128³)",
         "source": (
-            "tldr-group/taufactor@fb645485:docs/notebooks/electrode.tiff [:64, :64, :64] (MIT)"
+            "tldr-group/taufactor@fb645485:docs/notebooks/electrode.tiff [:128, :128, :128] (MIT)"
         ),
     },
 }

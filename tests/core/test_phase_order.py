@@ -103,3 +103,44 @@ def test_cli_chooses_the_order_and_says_why_in_one_line(tmp_path, capsys):
     order = model.metadata["phase_order"]["model_order_labels"]
     assert order[1] == 2 and set(order) == {0, 1, 2}
     assert tuple(model.phase_map.labels) == tuple(order)  # generated labels stay the user's
+
+
+def test_candidates_put_the_least_touching_pair_at_the_ends():
+    from napari_gencal.core.calibrate.phase_order import candidate_orders
+
+    # A | M | B | M …: A (0) and B (1) never touch (contact 0): M (2) goes into the middle.
+    s = np.tile(np.repeat([0, 2, 1, 2] * 8, 4), (1, 40, 1))
+    cands, text = candidate_orders(s, 3)
+    assert cands == [(0, 2, 1), (1, 2, 0)] and "0-1 0.00" in text
+    # Independent pixels: every pair touches alike; still the least-touching pair's two ends.
+    noise = np.random.default_rng(0).integers(0, 3, (1, 200, 200))
+    cands, _ = candidate_orders(noise, 3)
+    assert len(cands) == 2 and cands[0][1] == cands[1][1] and cands[0] == cands[1][::-1]
+    assert candidate_orders(np.minimum(s, 1), 2)[0] == [(0, 1)]
+
+
+@pytest.mark.parametrize(
+    "width, s1, s2, a, f1, f2",
+    [(1.5, 0.8, 1.2, 0.3, 0.42, 0.51), (1.5, 1.0, 1.0, 0.8, 0.2, 0.3)],
+)
+def test_trial_fits_recover_the_order_of_a_known_model(width, s1, s2, a, f1, f2):
+    # Sections of a model whose phase 1, 2, 3 are the labels 10, 20, 30, named in a shuffled
+    # order: the pipeline must give the model back its own order (no statistic of the contacts
+    # alone tells which end is phase 1).
+    from napari_gencal.core.calibrate import CalibrationConfig, prepare_data
+    from napari_gencal.core.calibrate.pipeline import CalibrationPipeline
+    from napari_gencal.core.generate import generate_sections
+    from napari_gencal.core.model import thresholds_for_fractions
+
+    pm = PhaseMap((10, 20, 30))
+    fr = [f1, f2, 1 - f1 - f2]
+    truth = ExcursionModel.default("high", m=int(3 * width), fractions=fr, width=width,
+                                   phase_map=pm).copy(sigma1=s1, sigma2=s2, a=a)  # fmt: skip
+    sec = generate_sections(thresholds_for_fractions(truth, fr), 4, 192, seed=1, device="cpu")
+    data = prepare_data(sec, "30,10,20")
+    cfg = CalibrationConfig.preset("minutes", time_limit=None, device="cpu")
+    pipe = CalibrationPipeline(data, cfg, check=False)
+    for _ in pipe._choose_order():
+        pass
+    assert pipe.model_phase_map.labels == (10, 20, 30), pipe.order.reason
+    assert len(pipe.order.trials) >= 2

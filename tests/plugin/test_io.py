@@ -124,7 +124,7 @@ def test_samples_load():
     s2 = load_sample("sofc_2d")
     assert s2.data.shape == (256, 256) and s2.phase_map.labels == (0, 1, 2)
     s3 = load_sample("cathode_3d")
-    assert s3.data.shape == (64, 64, 64) and s3.phase_map.labels == (0, 85, 170)
+    assert s3.data.shape == (128, 128, 128) and s3.phase_map.labels == (0, 85, 170)
     for fn, nd in ((sample_2d, 2), (sample_3d, 3)):
         ((data, kw, kind),) = fn()
         assert kind == "labels" and data.ndim == nd and set(np.unique(data)) == {1, 2, 3}

@@ -80,7 +80,7 @@ def test_viewer_opens_labels_with_plugin_and_greyscale_with_napari(viewer, tmp_p
 
 def test_sample_data_opens(viewer):
     (layer,) = viewer.open_sample("napari-gencal", "sample_3d")
-    assert layer.data.shape == (64, 64, 64)
+    assert layer.data.shape == (128, 128, 128)
     assert layer.metadata["gencal"]["phase_map"] == [0, 85, 170]
 
 

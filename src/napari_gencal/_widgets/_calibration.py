@@ -251,7 +251,7 @@ class CalibrationWidget(GencalWidget):
         self.convert_button.setVisible(False)
         form.addRow(self.convert_button)
         self.axis = QComboBox()
-        self.axis.addItems(["z", "y", "x"])
+        self.axis.addItems(["auto", "z", "y", "x"])
         self.axis.setToolTip("3D stacks: the axis normal to the 2D sections used for calibration")
         form.addRow("Slice axis (3D)", self.axis)
         self.phases = QLineEdit()

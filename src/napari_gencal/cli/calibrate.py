@@ -27,9 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--phases", help="label of each phase in order, e.g. 0,85,170 (2 or 3 phases)")
     p.add_argument(
         "--axis",
-        default="z",
-        choices=("z", "y", "x"),
-        help="for a 3D stack: the axis normal to the sections used (z: the x–y planes)",
+        default="auto",
+        choices=("auto", "z", "y", "x"),
+        help="for a 3D stack: the axis normal to the sections used (z: the x–y planes; auto, "
+        "the default: z unless the x–y planes are anisotropic and another axis's are not)",
     )
     p.add_argument("--model", default="high", choices=("high", "low", "both"))
     p.add_argument("--algorithm", type=int, default=3, choices=(1, 2, 3))

@@ -168,6 +168,7 @@ def judge(
     model: dict[str, Any],
     what: str = "",
     sd: dict[tuple[str, str, str | None], float] | None = None,
+    plane: tuple[str, str] = ("y", "x"),
 ) -> Verdict:
     """Judge a realization's descriptors against the data's.
 
@@ -203,15 +204,16 @@ def judge(
                              sd=sd.get((lab, "specific_surface_area", None))))  # fmt: skip
         dc, mc = dp.get("mean_chord_length") or {}, mp.get("mean_chord_length") or {}
         dirs = [d for d in ("z", "y", "x") if dc.get(d) and mc.get(d) is not None]
-        if "y" in dirs and "x" in dirs:
-            spread = abs(dc["y"] - dc["x"]) / (0.5 * (dc["y"] + dc["x"]))
+        p, q = plane
+        if p in dirs and q in dirs:
+            spread = abs(dc[p] - dc[q]) / (0.5 * (dc[p] + dc[q]))
             if spread > INPLANE_AGREE:
-                dirs = [d for d in dirs if d not in ("y", "x")]
+                dirs = [d for d in dirs if d not in plane]
                 rows.append(_row(
-                    name, lab, "mean_chord_length", "y/x mean", 0.5 * (dc["y"] + dc["x"]),
-                    0.5 * (mc["y"] + mc["x"]),
-                    f"the data's own y and x chords differ by {100 * spread:.0f} %",
-                    sd=sd.get((lab, "mean_chord_length", "y/x mean")),
+                    name, lab, "mean_chord_length", f"{p}/{q} mean", 0.5 * (dc[p] + dc[q]),
+                    0.5 * (mc[p] + mc[q]),
+                    f"the data's own {p} and {q} chords differ by {100 * spread:.0f} %",
+                    sd=sd.get((lab, "mean_chord_length", f"{p}/{q} mean")),
                 ))  # fmt: skip
         for d in dirs:
             rows.append(_row(name, lab, "mean_chord_length", d, dc[d], mc[d],
@@ -278,8 +280,9 @@ def _values(desc: dict[str, Any]) -> dict[tuple[str, str, str | None], float]:
         for d, v in ch.items():
             if v is not None:
                 out[(lab, "mean_chord_length", d)] = float(v)
-        if ch.get("y") is not None and ch.get("x") is not None:
-            out[(lab, "mean_chord_length", "y/x mean")] = 0.5 * (ch["y"] + ch["x"])
+        for p, q in (("y", "x"), ("z", "x"), ("z", "y")):
+            if ch.get(p) is not None and ch.get(q) is not None:
+                out[(lab, "mean_chord_length", f"{p}/{q} mean")] = 0.5 * (ch[p] + ch[q])
     return out
 
 
@@ -341,8 +344,9 @@ def check_fit(
         The data's 2D sections ``(N, H, W)`` as phase indices of ``model.phase_map``.
     volume : ndarray, optional
         The data's 3D phase-index volume (3D data only): a volume of the model (with its
-        anisotropy) of the same shape, each side capped at ``max_volume``, is compared with it,
-        chords along z, y and x.
+        anisotropy) of the same shape, each side capped at ``max_volume``, is compared with it
+        (with its central crop of at most 320 voxels per side, for large stacks), chords along
+        z, y and x.
     n_sections : int
         Generated sections (each of the data's smaller side, capped at ``max_section``).
     seed : int
@@ -400,7 +404,9 @@ def check_fit(
     v2.tppf_distance = tppf_distance(cd, cm, phi)
     if volume is None:
         return v2
-    vol = np.asarray(volume)
+    from .calibrate.data import analysis_view
+
+    vol = analysis_view(np.asarray(volume))
     shape = tuple(int(min(s, max_volume)) for s in vol.shape)
     gv = generate(model, shape, seed=seed + 1, device=device)
     gv_idx = to_indices(gv, pm) if pm is not None else gv - 1
@@ -416,10 +422,14 @@ def check_fit(
     ]  # fmt: skip
     sd3 = sampling_sd(octants, 8, 8 * vol.size / gv_idx.size)
     gen_shape, data_shape = "×".join(map(str, shape)), "×".join(map(str, vol.shape))
+    ax = int(model.anisotropy_axis)
+    plane = tuple("zyx"[a] for a in range(3) if a != ax)
     v3 = judge(
         d3,
         m3,
-        f"a generated {gen_shape} volume (b = {model.anisotropy:.3f}) vs the {data_shape} data",
+        f"a generated {gen_shape} volume (b = {model.anisotropy:.3f} along {'zyx'[ax]}) vs the "
+        f"{data_shape} data",
         sd3,
+        plane,
     )
     return _join([v2, v3])

@@ -89,7 +89,11 @@ class ExcursionModel:
     nu : float
         Sigmoid sharpness of the differentiable phases (calibration only).
     anisotropy : float
-        Stretch ``b`` along z (axis 0): structures are ``b`` times longer along z.
+        Stretch ``b`` along ``anisotropy_axis`` (default z, axis 0): structures are ``b`` times
+        longer along it.
+    anisotropy_axis : int
+        The stretched (pressing) axis of generated volumes: 0 = z, 1 = y, 2 = x. A calibration
+        from sections normal to y or x puts it there.
     length_scale : float
         Overall stretch ``s`` of every kernel (all axes): the model is the one with
         ``length_scale = 1`` evaluated at ``x / s``, so every length (chords, correlation lengths,
@@ -123,6 +127,7 @@ class ExcursionModel:
     n_chi2: int = 3
     nu: float = 10.0
     anisotropy: float = 1.0
+    anisotropy_axis: int = 0
     length_scale: float = 1.0
     n_phases: int = 3
     phase_map: PhaseMap | None = None
@@ -170,6 +175,10 @@ class ExcursionModel:
             raise ValueError(
                 f"anisotropy b must lie in {list(ANISOTROPY_RANGE)} (a stretch factor along z), "
                 f"got {b}"
+            )
+        if self.anisotropy_axis not in (0, 1, 2):
+            raise ValueError(
+                f"anisotropy_axis must be 0 (z), 1 (y) or 2 (x), got {self.anisotropy_axis!r}"
             )
         ls = _finite("length_scale", self.length_scale)
         if not LENGTH_SCALE_RANGE[0] <= ls <= LENGTH_SCALE_RANGE[1]:
@@ -233,9 +242,11 @@ class ExcursionModel:
     # ------------------------------------------------------------------ kernels
     @property
     def scale(self) -> tuple[float, float, float]:
-        """Kernel stretch per axis ``(b·s, s, s)`` (``s`` = ``length_scale``)."""
+        """Kernel stretch per axis: ``s`` (``length_scale``) on every axis, times ``b`` on the
+        ``anisotropy_axis`` (``(b·s, s, s)`` by default)."""
         s = float(self.length_scale)
-        return (float(self.anisotropy) * s, s, s)
+        b = float(self.anisotropy)
+        return tuple(s * (b if i == int(self.anisotropy_axis) else 1.0) for i in range(3))
 
     def kernel3d(
         self, name: str, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"
@@ -293,6 +304,7 @@ class ExcursionModel:
             "n_phases": int(self.n_phases),
             "nu": float(self.nu),
             "anisotropy": float(self.anisotropy),
+            "anisotropy_axis": int(self.anisotropy_axis),
             "length_scale": float(self.length_scale),
             "sigma1": float(self.sigma1),
             "sigma2": float(self.sigma2),
@@ -343,6 +355,7 @@ class ExcursionModel:
             nu=d.get("nu", 10.0),
             anisotropy=d.get("anisotropy", 1.0),
             length_scale=d.get("length_scale", 1.0),
+            anisotropy_axis=int(d.get("anisotropy_axis", 0)),
             n_phases=int(d.get("n_phases", 3)),
             phase_map=None if pm is None else PhaseMap.from_dict(pm),
             voxel_size=None if vs is None else tuple(float(v) for v in vs),
@@ -532,6 +545,7 @@ class ExcursionModule(torch.nn.Module):
         self.nu = float(model.nu)
         self.anisotropy = float(model.anisotropy)
         self.length_scale = float(model.length_scale)
+        self.anisotropy_axis = int(model.anisotropy_axis)
         self.n_phases = int(model.n_phases)
         self.interpolation = model.interpolation
         kw = {"dtype": dtype, "device": device}
@@ -586,8 +600,8 @@ class ExcursionModule(torch.nn.Module):
 
     @property
     def scale(self) -> tuple[float, float, float]:
-        s = self.length_scale
-        return (self.anisotropy * s, s, s)
+        s, b = self.length_scale, self.anisotropy
+        return tuple(s * (b if i == self.anisotropy_axis else 1.0) for i in range(3))
 
     def covariance_params(self, name: str) -> torch.Tensor:
         """Low-parametric: the family parameters of one kernel (bounded values)."""

@@ -54,7 +54,7 @@ def __getattr__(name: str) -> Any:
 def calibrate(
     image: Any,
     phases: Any = None,
-    axis: str | int = "z",
+    axis: str | int = "auto",
     config: CalibrationConfig | None = None,
     progress: Callable[[Any], Any] | None = None,
     *,
@@ -75,8 +75,9 @@ def calibrate(
         2D image, or 3D stack used as sections normal to ``axis``.
     phases : str or sequence or PhaseMap, optional
         Label of each phase (2 or 3 phases).
-    axis : {"z", "y", "x"}
-        Stack axis normal to the sections; with ``"z"`` b is fitted from the stack.
+    axis : {"auto", "z", "y", "x"}
+        Stack axis normal to the sections (``"auto"``: z unless its planes are anisotropic and
+        another axis's are not); b is fitted along it from the stack.
     config : CalibrationConfig, optional
         Default: ``CalibrationConfig.preset("minutes")``.
     progress : callable, optional

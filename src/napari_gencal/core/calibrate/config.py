@@ -78,6 +78,9 @@ class CalibrationConfig:
         first adversarial step so that both terms are equally large.
     lr_theta, lr_theta_low, lr_disc, lr_disc_low : float
         Adam learning rates of the model (high / low parametrization) and the discriminator.
+    lr_decay : float or None
+        The model's learning rate falls geometrically to ``lr_decay`` times its start over the
+        budget (the time limit, else the step budget). None or 1: constant (method.md).
     betas : tuple of float
         Adam betas for both optimizers.
     pretrain_model_steps, pretrain_disc_steps : int
@@ -136,6 +139,7 @@ class CalibrationConfig:
     lr_theta_low: float = 1e-2
     lr_disc: float = 1e-4
     lr_disc_low: float = 1e-4
+    lr_decay: float | None = None
     betas: tuple[float, float] = (0.5, 0.999)
     pretrain_model_steps: int = 100
     pretrain_disc_steps: int = 100
@@ -212,6 +216,8 @@ class CalibrationConfig:
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
                 raise ValueError(f"{name} must be a positive number, got {v}")
+        if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must lie in (0, 1] or be None, got {self.lr_decay}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
         if self.time_limit is not None and not self.time_limit > 0:

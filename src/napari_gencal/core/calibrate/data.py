@@ -31,6 +31,13 @@ class PreparedData:
         A line for the user about b (empty when nothing was fitted).
     volume : ndarray or None
         The 3D phase-index volume (``None`` for 2D data).
+    axis : int
+        For a stack: the axis normal to the sections (0 = z); the model's anisotropy axis.
+    axis_note : str
+        Why that axis, when it was chosen automatically (empty otherwise).
+    b_fitted : bool
+        b was fitted from the stack (False for 2D data, ``fit_b=False``, or a stack too thin
+        along the axis to show a chord: then ``anisotropy_note`` says why).
     """
 
     sections: np.ndarray
@@ -40,12 +47,72 @@ class PreparedData:
     anisotropy: float = 1.0
     anisotropy_note: str = ""
     volume: np.ndarray | None = None
+    axis: int = 0
+    axis_note: str = ""
+    b_fitted: bool = False
+
+
+#: Sections whose two in-plane directions' mean chords differ by at most this (relative, worst
+#: phase) count as isotropic: the default z stays unless its x–y planes differ by more.
+PLANE_ISOTROPY = 0.15
+#: Chord statistics of a stack (axis choice, Eq. 40) are measured on a central crop of at most
+#: this many voxels per side: on a 768³ stack the whole volume costs minutes and says no more.
+ANALYSIS_SIDE = 320
+
+
+def analysis_view(volume: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
+    """The central ``side``³ crop of a large volume (the volume itself when it is smaller)."""
+    sl = tuple(slice((n - min(n, side)) // 2, (n - min(n, side)) // 2 + min(n, side))
+               for n in volume.shape)  # fmt: skip
+    return volume[sl]
+
+
+def plane_anisotropy(volume: np.ndarray, k: int) -> np.ndarray:
+    """For each axis a: the worst phase's relative difference of the mean chords along the two
+    axes of the planes normal to a (0 = isotropic sections)."""
+    from ..descriptors import mean_chord_length
+
+    ch = np.full((k, 3), np.nan)
+    for i in range(k):
+        for a in range(3):
+            try:
+                ch[i, a] = mean_chord_length(volume, i, axis=a, n_phases=k)
+            except ValueError:
+                pass
+    out = np.zeros(3)
+    for a in range(3):
+        p, q = [b for b in range(3) if b != a]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = np.abs(ch[:, p] - ch[:, q]) / (0.5 * (ch[:, p] + ch[:, q]))
+        out[a] = float(np.nanmax(rel)) if np.isfinite(rel).any() else np.inf
+    return out
+
+
+def choose_axis(volume: np.ndarray, k: int) -> tuple[int, str]:
+    """The stack axis whose normal sections are isotropic: z unless its x–y planes are clearly
+    anisotropic (:data:`PLANE_ISOTROPY`) and another axis's planes are at most half as much.
+
+    The model is isotropic within its sections and stretched along the axis normal to them, so
+    sections whose y and x chords differ (a separator's elongated pores seen from above) cannot be
+    fitted; the planes that contain the elongation can.
+    """
+    aniso = plane_anisotropy(volume, k)
+    names = "zyx"
+    best = int(np.argmin(aniso))
+    if aniso[0] <= PLANE_ISOTROPY or not aniso[best] < 0.5 * aniso[0]:
+        return 0, ""
+    return best, (
+        f"sections normal to {names[best]}: their two directions' mean chords differ by "
+        f"{100 * aniso[best]:.0f} % at most, those of the x–y planes by {100 * aniso[0]:.0f} %; "
+        f"the model is isotropic in its sections and stretched along {names[best]} "
+        f"(--axis z to use the x–y planes anyway)"
+    )
 
 
 def prepare_data(
     image: LabelImage | np.ndarray,
     phases: str | tuple[int, ...] | PhaseMap | None = None,
-    axis: str | int = "z",
+    axis: str | int = "auto",
     fit_b: bool = True,
     voxel_size: float | tuple[float, ...] | None = None,
 ) -> PreparedData:
@@ -57,10 +124,12 @@ def prepare_data(
         2D image or 3D stack of label values.
     phases : str or sequence or PhaseMap, optional
         Label of each phase (needed for more than three values; overrides the image's map).
-    axis : {"z", "y", "x"} or int
-        For a stack: the axis normal to the sections (``"z"``: the x–y planes).
+    axis : {"auto", "z", "y", "x"} or int
+        For a stack: the axis normal to the sections (``"z"``: the x–y planes; ``"auto"``: z
+        unless the x–y planes are anisotropic and another axis's planes are not, see
+        :func:`choose_axis`). The model is stretched along it.
     fit_b : bool
-        For a stack sliced normal to z: fit the anisotropy factor b along z (Eq. 40).
+        For a stack: fit the anisotropy factor b along the section normal (Eq. 40).
     voxel_size : float or tuple, optional
         Overrides the image's voxel size.
 
@@ -84,22 +153,34 @@ def prepare_data(
             "three phases (phases='a,b,c' with merged labels relabelled first)"
         )
     idx = to_indices(labels, pm)
-    sections = np.ascontiguousarray(as_sections(idx, axis))
-    b, note, volume = 1.0, "", None
+    b, note, volume, ax, axis_note, fitted = 1.0, "", None, 0, "", False
     if idx.ndim == 3:
         volume = idx
-        ax = {"z": 0, "y": 1, "x": 2}.get(axis, axis) if isinstance(axis, str) else int(axis)
-        if fit_b and ax == 0:
+        view = analysis_view(idx)
+        if axis == "auto":
+            ax, axis_note = choose_axis(view, pm.n_phases)
+        else:
+            ax = {"z": 0, "y": 1, "x": 2}.get(axis, axis) if isinstance(axis, str) else int(axis)
+            if ax not in (0, 1, 2):
+                raise ValueError(f"axis must be auto, z, y or x (or 0, 1, 2); got {axis!r}")
+        if fit_b:
             from .anisotropy import fit_anisotropy
 
-            b = fit_anisotropy(idx, pm.n_phases, axis=0)
-            note = f"anisotropy along z from chord lengths (Eq. 40): b = {b:.3f}"
+            try:
+                b = fit_anisotropy(view, pm.n_phases, axis=ax)
+                note = f"anisotropy along {'zyx'[ax]} from chord lengths (Eq. 40): b = {b:.3f}"
+                fitted = True
+            except ValueError as exc:  # e.g. a few sections: no chord along the stack axis
+                note = f"b not fitted, the model stays isotropic: {exc}"
+    sections = np.ascontiguousarray(as_sections(idx, ax if idx.ndim == 3 else axis))
     model_vs: tuple[float, ...] | None = None
     if vs is not None:
         model_vs = tuple(float(v) for v in vs)
         if len(model_vs) == 2:  # a 2D image: isotropic pixels assumed for the 3D model
             model_vs = (model_vs[0], *model_vs)
-    return PreparedData(sections, pm, model_vs, sha256_of_array(labels), b, note, volume)
+    return PreparedData(
+        sections, pm, model_vs, sha256_of_array(labels), b, note, volume, ax, axis_note, fitted
+    )
 
 
 def refine_anisotropy(model, data: PreparedData, seed: int = 0, device: str = "cpu"):
@@ -108,13 +189,15 @@ def refine_anisotropy(model, data: PreparedData, seed: int = 0, device: str = "c
     Returns the model with the refined ``anisotropy`` and both estimates in
     ``metadata["anisotropy"]``; 2D data (or b not fitted) returns the model unchanged.
     """
-    if data.volume is None or not data.anisotropy_note:
+    if data.volume is None or not data.b_fitted:
         return model
     from .anisotropy import fit_anisotropy_to_model
 
+    vol = np.moveaxis(data.volume, data.axis, 0)
     b = fit_anisotropy_to_model(
-        data.volume, model.copy(anisotropy=1.0), b_start=data.anisotropy, seed=seed, device=device
-    )
+        vol, model.copy(anisotropy=1.0, anisotropy_axis=0), b_start=data.anisotropy, seed=seed,
+        device=device,
+    )  # fmt: skip
     meta = dict(model.metadata)
     meta["anisotropy"] = {
         "eq40_data_only": data.anisotropy,
@@ -122,4 +205,4 @@ def refine_anisotropy(model, data: PreparedData, seed: int = 0, device: str = "c
         "method": "b from Eq. 40 on the stack, refined so that realizations of the model show "
         "the same Eq. 40 anisotropy as the stack (docs/decisions/calibration.md)",
     }
-    return model.copy(anisotropy=b, metadata=meta)
+    return model.copy(anisotropy=b, anisotropy_axis=data.axis, metadata=meta)

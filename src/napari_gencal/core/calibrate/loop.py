@@ -451,6 +451,7 @@ class Calibration:
         self.stage_history: list[dict[str, float]] = []
         self._elapsed_before = elapsed
         self._step_times: list[float] = []
+        self._step_seconds = 0.0
 
     # ------------------------------------------------------------------ schedule
     @property
@@ -569,8 +570,25 @@ class Calibration:
                     "so far are kept — try a smaller learning rate or nu"
                 )
                 return phase, epoch, losses, skipped
+            self._decay_lr()
             self.opt_theta.step()
         return phase, epoch, losses, skipped
+
+    def _decay_lr(self) -> None:
+        """Model learning rate ``lr·lr_decay^progress`` over the stage's budget (time, else steps):
+        large steps early to find the structure, small ones late so that the kept parameters
+        settle instead of wandering with the adversarial noise."""
+        c = self.config
+        if c.lr_decay is None or c.lr_decay == 1.0:
+            return
+        tl = self._time_limit()
+        if tl is not None:
+            progress = (self._elapsed_before + self._step_seconds) / tl
+        else:
+            progress = self.step / max(1, self.total_steps)
+        lr = self._lr_theta() * float(c.lr_decay) ** min(1.0, max(0.0, progress))
+        for group in self.opt_theta.param_groups:
+            group["lr"] = lr
 
     # ------------------------------------------------------------------ evaluation
     def _candidate(self) -> torch.nn.Module:
@@ -680,6 +698,7 @@ class Calibration:
                 return
             self.step += 1
             self._step_times.append(time.perf_counter() - t0)
+            self._step_seconds += self._step_times[-1]
             self.stage_history.append({"step": self.step, "epoch": epoch, **losses})
             new_best = False
             score = None

@@ -32,9 +32,11 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from ..phases import PhaseMap
 from .config import CalibrationConfig
-from .data import PreparedData
+from .data import PreparedData, analysis_view
 from .phase_order import PhaseOrder, candidate_orders, choose_phase_order
 from .plan import Plan, coarsen, plan_calibration
 
@@ -103,6 +105,8 @@ class CalibrationPipeline:
         self.plan: Plan
         self.plan, self._work = plan_calibration(data.sections, pm.n_phases, cfg)
         self.notes: list[str] = list(self.plan.warnings)
+        if data.axis_note:
+            self.notes.append(data.axis_note)
         self.notes.append(self.plan.summary())
         self._candidates, _ = candidate_orders(self._work, pm.n_phases)
         self.order: PhaseOrder | None = None
@@ -287,7 +291,7 @@ class CalibrationPipeline:
 
         for kind, m in self._engine_models().items():
             self.models[kind] = self._rescaled(m)
-        if finished and self.data.volume is not None and self.data.anisotropy_note:
+        if finished and self.data.volume is not None and self.data.b_fitted:
             yield note("anisotropy")
             b, record = self._anisotropy(self.models[self.final_kind])
             for kind, m in self.models.items():
@@ -349,11 +353,12 @@ class CalibrationPipeline:
         meta["settings_from_data"] = self.plan.to_dict()
         if self.order is not None:
             meta["phase_order"] = self.order.to_dict(tuple(self.data.phase_map.labels))
-        if self.data.anisotropy_note:
+        if self.data.b_fitted:
             meta["anisotropy"] = {"eq40_data_only": self.data.anisotropy}
         return model.copy(
             length_scale=float(self.plan.factor) * float(model.length_scale),
-            anisotropy=self.data.anisotropy if self.data.anisotropy_note else 1.0,
+            anisotropy=self.data.anisotropy if self.data.b_fitted else 1.0,
+            anisotropy_axis=self.data.axis,
             metadata=meta,
         )
 
@@ -362,10 +367,14 @@ class CalibrationPipeline:
         from . import anisotropy
 
         f = self.plan.factor
-        vol = self.order.apply(self.data.volume)
+        # The section normal first: the model is fitted stretched along axis 0, then turned back.
+        vol = np.moveaxis(self.order.apply(self.data.volume), self.data.axis, 0)
         if f > 1:
             vol = coarsen(vol, f, (0, *self.plan.offset))
-        work_model = model.copy(length_scale=model.length_scale / f, anisotropy=1.0)
+        vol = analysis_view(vol)
+        work_model = model.copy(
+            length_scale=model.length_scale / f, anisotropy=1.0, anisotropy_axis=0
+        )
         b = anisotropy.fit_anisotropy_to_model(
             vol, work_model, b_start=self.data.anisotropy, seed=self.config.seed,
             device=str(self.engine.device),

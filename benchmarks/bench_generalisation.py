@@ -1,0 +1,270 @@
+"""Does a calibration with the default settings hold on every data set? (issue 10 acceptance)
+
+Each case runs what a new user runs — ``gencal calibrate FILE --phases LABELS --out model.json``,
+naming the labels and nothing else (the stress variants change the data, the label order or the
+seed, nothing more) — timed as a whole process on this machine. The twin is then judged here,
+independently of the verdict the command stored: hard realizations against the data.
+
+* 2D data: 10 generated sections of the data's size; VF, S_V and the mean chord per phase
+  (averaged over y and x, and per direction for information).
+* 3D data: a generated volume (the model's anisotropy applied; each side the data's, capped) vs
+  the data volume: VF, S_V, mean chords along z, y and x — per direction where the data's own two
+  in-plane directions agree within 3 %, else their mean.
+
+Targets: VF within 0.01; S_V and mean chords within 5 %; ≤ 10 min wall clock per run.
+
+Usage::
+
+    python benchmarks/bench_generalisation.py                 # every case (about 2 hours)
+    python benchmarks/bench_generalisation.py electrode sofc  # a subset, by name
+    python benchmarks/bench_generalisation.py --table         # the table of stored results
+
+Results go to ``--out`` (default ``/tmp/gencal-generalisation``): one JSON per case, the model
+files, and ``table.md`` (all cases found there). Never run two benchmarks at once on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data"
+TARGETS = {"vf": 0.01, "sv": 0.05, "chord": 0.05, "minutes": 10.0}
+INPLANE_AGREE = 0.03
+
+# name: (file, labels as the user names them, kind, upsampling factor, extra CLI arguments)
+CASES: dict[str, tuple[str, str, str, int, list[str]]] = {
+    "electrode": ("electrode.tiff", "0,85,170", "3d", 1, []),
+    "sofc": ("SOFC_hr_input.tif", "0,1,2", "2d", 1, []),
+    "sem": ("SEM_hr_input.tif", "0,1,2", "2d", 1, []),
+    "composite": ("composite_resized.npy", "0,1,2", "2d", 1, []),
+    "ellipsoids": ("Ellipsoids.tif", "0,1", "3d", 1, []),
+    "separator": ("Separator_lr_input.tif", "0,1", "3d", 1, []),
+    "electrode_x2": ("electrode.tiff", "0,85,170", "3d", 2, []),
+    "electrode_x3": ("electrode.tiff", "0,85,170", "3d", 3, []),
+    "sofc_x2": ("SOFC_hr_input.tif", "0,1,2", "2d", 2, []),
+    "sofc_x3": ("SOFC_hr_input.tif", "0,1,2", "2d", 3, []),
+    "electrode_shuffled": ("electrode.tiff", "170,0,85", "3d", 1, []),
+    "sofc_shuffled": ("SOFC_hr_input.tif", "2,0,1", "2d", 1, []),
+    "electrode_seed1": ("electrode.tiff", "0,85,170", "3d", 1, ["--seed", "1"]),
+}
+BASIC = ("volume_fraction", "specific_surface_area", "mean_chord_length")
+
+
+def _input_file(name: str, out: Path) -> Path:
+    """The file the user would have: the shared file, or its nearest-neighbour up-sampling."""
+    from napari_gencal.core.io import read_labels
+
+    file, _, _, factor, _ = CASES[name]
+    src = DATA / file
+    if factor == 1:
+        return src
+    dst = out / f"{Path(file).stem}_x{factor}.tif"
+    if not dst.exists():
+        import tifffile
+
+        arr = np.asarray(read_labels(src).data)
+        for ax in range(arr.ndim):
+            arr = np.repeat(arr, factor, axis=ax)
+        tifffile.imwrite(dst, arr)
+    return dst
+
+
+def _describe(idx, pm, sections: bool):
+    from napari_gencal.core.descriptors import describe
+
+    return describe(idx, pm, include=BASIC, sections=sections)
+
+
+def _rows(d_data: dict, d_model: dict, dirs: tuple[str, ...], plane: tuple[str, str]) -> list:
+    """(phase, descriptor, data, model, error, ok) rows; chords per direction where the data's
+    in-plane directions agree within 3 %, else their mean (and always the plane mean)."""
+    rows = []
+    for lab, dp in d_data["phases"].items():
+        mp = d_model["phases"][lab]
+        vf_err = mp["volume_fraction"] - dp["volume_fraction"]
+        rows.append((lab, "VF", dp["volume_fraction"], mp["volume_fraction"], vf_err,
+                     abs(vf_err) <= TARGETS["vf"]))  # fmt: skip
+        sv_err = mp["specific_surface_area"] / dp["specific_surface_area"] - 1
+        rows.append((lab, "S_V", dp["specific_surface_area"], mp["specific_surface_area"],
+                     sv_err, abs(sv_err) <= TARGETS["sv"]))  # fmt: skip
+        dc, mc = dp["mean_chord_length"], mp["mean_chord_length"]
+        p, q = plane
+        agree = abs(dc[p] - dc[q]) / (0.5 * (dc[p] + dc[q])) <= INPLANE_AGREE
+        judged = [d for d in dirs if d not in plane or agree]
+        for d in dirs:
+            err = mc[d] / dc[d] - 1
+            rows.append((lab, f"chord {d}", dc[d], mc[d], err,
+                         abs(err) <= TARGETS["chord"] if d in judged else None))  # fmt: skip
+        dm, mm = 0.5 * (dc[p] + dc[q]), 0.5 * (mc[p] + mc[q])
+        err = mm / dm - 1
+        rows.append((lab, f"chord {p}/{q} mean", dm, mm, err,
+                     abs(err) <= TARGETS["chord"] if not agree else None))  # fmt: skip
+    return rows
+
+
+def evaluate(name: str, model_path: Path, image_path: Path) -> dict:
+    """Independent check of a calibrated model against its data (not the stored verdict)."""
+    from napari_gencal.core.generate import generate, generate_sections
+    from napari_gencal.core.io import read_labels
+    from napari_gencal.core.model import ExcursionModel
+    from napari_gencal.core.phases import PhaseMap, to_indices
+
+    _, labels, kind, factor, _ = CASES[name]
+    model = ExcursionModel.load(model_path)
+    pm = PhaseMap(tuple(int(v) for v in labels.split(",")))
+    img = read_labels(image_path, phases=labels)
+    idx = to_indices(img.data, pm)
+    out: dict = {"model": {"length_scale": model.length_scale, "anisotropy": model.anisotropy,
+                           "anisotropy_axis": model.anisotropy_axis, "m": model.m,
+                           "order": list(model.phase_map.labels)}}  # fmt: skip
+    if kind == "2d":
+        sec = idx if idx.ndim == 3 else idx[None]
+        size = min(min(sec.shape[1:]), 1024 * factor)
+        gen = generate_sections(model.copy(anisotropy=1.0), 10, size, seed=99, device="cpu")
+        d_data = _describe(sec, pm, True)
+        d_model = _describe(to_indices(gen, pm), pm, True)
+        data_shape = f"{sec.shape[1]}×{sec.shape[2]}"
+        out["compared"] = f"10 generated sections of {size}² vs the {data_shape} data"
+        out["rows"] = _rows(d_data, d_model, ("y", "x"), ("y", "x"))
+    else:
+        cap = 256 if factor == 1 else 128 * factor
+        shape = tuple(min(s, cap) for s in idx.shape)
+        vol = generate(model, shape, seed=99, device="cpu")
+        d_data = _describe(idx, pm, False)
+        d_model = _describe(to_indices(vol, pm), pm, False)
+        ax = model.anisotropy_axis
+        plane = tuple("zyx"[a] for a in range(3) if a != ax)
+        out["compared"] = (
+            f"a generated {'×'.join(map(str, shape))} volume vs the "
+            f"{'×'.join(map(str, idx.shape))} data"
+        )
+        out["rows"] = _rows(d_data, d_model, ("z", "y", "x"), plane)
+    judged = [r for r in out["rows"] if r[5] is not None]
+    out["fits"] = all(r[5] for r in judged)
+    return out
+
+
+def run_case(name: str, out: Path) -> dict:
+    file, labels, kind, factor, extra = CASES[name]
+    image = _input_file(name, out)
+    model_path = out / f"{name}.gencal.json"
+    if model_path.exists():
+        model_path.unlink()
+    cmd = [sys.executable, "-m", "napari_gencal.cli", "calibrate", str(image), "--phases", labels,
+           "--out", str(model_path), *extra]  # fmt: skip
+    print(f"[{name}] {' '.join(cmd[2:])}", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    (out / f"{name}.log").write_text(proc.stderr)
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:], flush=True)
+        return {"name": name, "seconds": seconds, "error": proc.stderr[-500:]}
+    from napari_gencal.core.model import ExcursionModel
+
+    meta = ExcursionModel.load(model_path).metadata
+    res = {"name": name, "seconds": seconds, "command": " ".join(cmd[2:])}
+    res["verdict"] = (meta.get("verdict") or {}).get("line")
+    res["settings"] = meta.get("settings_from_data", {})
+    res["phase_order"] = (meta.get("phase_order") or {}).get("reason")
+    t1 = time.perf_counter()
+    res.update(evaluate(name, model_path, image))
+    res["eval_seconds"] = time.perf_counter() - t1
+    (out / f"{name}.json").write_text(json.dumps(res, indent=1, default=float))
+    print(summary_line(res), flush=True)
+    return res
+
+
+def summary_line(r: dict) -> str:
+    if "error" in r:
+        return f"| {r['name']} | error | | | | {r['error'][-120:]!r} |"
+    by = {}
+    for lab, desc, _d, _m, err, ok in r["rows"]:
+        if ok is None:
+            continue
+        by.setdefault(desc.split()[0], []).append((lab, desc, err, ok))
+
+    def worst(key: str, pct: bool) -> str:
+        items = by.get(key, [])
+        if not items:
+            return "–"
+        lab, desc, err, ok = max(items, key=lambda t: abs(t[2]))
+        val = f"{100 * err:+.1f} %" if pct else f"{err:+.3f}"
+        where = f" ({lab}{', ' + desc.split(' ', 1)[1] if ' ' in desc else ''})"
+        return ("" if ok else "**") + val + where + ("" if ok else "**")
+
+    minutes = r["seconds"] / 60
+    t = f"{minutes:.1f}" + ("" if minutes <= TARGETS["minutes"] else " **(over)**")
+    s = r.get("settings") or {}
+    sets = f"f {s.get('working_factor')}, m {s.get('m')}, w {s.get('window')}"
+    return (
+        f"| {r['name']} | {'yes' if r['fits'] else '**no**'} | {worst('VF', False)} | "
+        f"{worst('S_V', True)} | {worst('chord', True)} | {t} | {sets} | "
+        f"{(r.get('verdict') or '')[:90]} |"
+    )
+
+
+def table(out: Path) -> str:
+    head = (
+        "| case | all targets met | worst VF error | worst S_V error | worst chord error | "
+        "minutes | settings (working px) | stored verdict |\n|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for name in CASES:
+        f = out / f"{name}.json"
+        if f.exists():
+            lines.append(summary_line(json.loads(f.read_text())))
+    return "\n".join(lines)
+
+
+def details(out: Path) -> str:
+    parts = []
+    for name in CASES:
+        f = out / f"{name}.json"
+        if not f.exists():
+            continue
+        r = json.loads(f.read_text())
+        if "rows" not in r:
+            continue
+        mdl = r["model"]
+        parts.append(f"### {name}\n\n{r['compared']}; order {mdl['order']}, length scale "
+                     f"{mdl['length_scale']:g}, b {mdl['anisotropy']:.3f}\n\n"
+                     "| phase | descriptor | data | model | error | within target |\n"
+                     "|---|---|---|---|---|---|")  # fmt: skip
+        for lab, desc, d, m, err, ok in r["rows"]:
+            e = f"{err:+.4f}" if desc == "VF" else f"{100 * err:+.1f} %"
+            okt = "–" if ok is None else ("yes" if ok else "**no**")
+            parts.append(f"| {lab} | {desc} | {d:.4g} | {m:.4g} | {e} | {okt} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("names", nargs="*", help=f"cases to run (default all): {', '.join(CASES)}")
+    p.add_argument("--out", default="/tmp/gencal-generalisation", help="results folder")
+    p.add_argument("--table", action="store_true", help="print the table of stored results")
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.table:
+        unknown = [n for n in args.names if n not in CASES]
+        if unknown:
+            raise SystemExit(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
+        for name in args.names or list(CASES):
+            run_case(name, out)
+    text = table(out) + "\n\n" + details(out)
+    (out / "table.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

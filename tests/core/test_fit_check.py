@@ -1,0 +1,118 @@
+"""The verdict on a calibrated twin (core/fit_check.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_gencal.core.fit_check import TOLERANCES, Verdict, check_fit, judge, sampling_sd
+from napari_gencal.core.generate import generate, generate_sections
+from napari_gencal.core.model import ExcursionModel, thresholds_for_fractions
+from napari_gencal.core.phases import PhaseMap, to_indices
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+PM = PhaseMap((10, 20, 30), ("A", "B", "C"))
+
+
+def desc(vf, sv, chords):
+    """A describe-like dict: per phase (vf, sv, {dir: chord})."""
+    return {
+        "phases": {
+            str(lab): {"name": n, "volume_fraction": v, "specific_surface_area": s,
+                       "mean_chord_length": c}  # fmt: skip
+            for lab, n, v, s, c in zip((10, 20, 30), "ABC", vf, sv, chords, strict=True)
+        }
+    }
+
+
+CH = [{"z": 10.0, "y": 10.0, "x": 10.0}, {"z": 5.0, "y": 5.0, "x": 5.0}, {"z": 3.0, "y": 3.0,
+                                                                         "x": 3.0}]  # fmt: skip
+
+
+def test_identical_descriptors_fit_and_a_30_percent_surface_error_does_not():
+    data = desc([0.4, 0.35, 0.25], [0.1, 0.2, 0.3], CH)
+    v = judge(data, data)
+    assert v.fits and v.line.startswith("fits:")
+    worse = desc([0.4, 0.35, 0.25], [0.1, 0.26, 0.3], CH)
+    v = judge(data, worse)
+    assert not v.fits
+    assert v.line == "does not fit: phase B S_V +30.0%"
+    bad = [r for r in v.rows if not r["ok"]]
+    assert len(bad) == 1 and bad[0]["descriptor"] == "specific_surface_area"
+    # VF is judged as a difference, the rest relative; tolerances as documented.
+    off = desc([0.42, 0.33, 0.25], [0.1, 0.2, 0.3], CH)
+    v = judge(data, off)
+    assert not v.fits and "VF +0.020" in v.line and "VF -0.020" in v.line
+    assert TOLERANCES == {
+        "volume_fraction": 0.01, "specific_surface_area": 0.05, "mean_chord_length": 0.05
+    }  # fmt: skip
+
+
+def test_in_plane_directions_that_disagree_in_the_data_are_judged_by_their_mean():
+    ch = [dict(c) for c in CH]
+    ch[0] = {"z": 10.0, "y": 9.0, "x": 11.0}  # the data's own y and x differ by 20 %
+    data = desc([0.4, 0.35, 0.25], [0.1, 0.2, 0.3], ch)
+    model = desc([0.4, 0.35, 0.25], [0.1, 0.2, 0.3], [dict(CH[0]), CH[1], CH[2]])
+    v = judge(data, model)
+    rows = [r for r in v.rows if r["phase"] == "10" and r["descriptor"] == "mean_chord_length"]
+    assert {r["direction"] for r in rows} == {"z", "y/x mean"}
+    assert v.fits and "differ by 20 %" in [r for r in rows if r["direction"] == "y/x mean"][0][
+        "note"
+    ]
+    # Other planes (a model stretched along x): the pair is z/y.
+    v = judge(data, model, plane=("z", "y"))
+    dirs = {r["direction"] for r in v.rows if r["phase"] == "10"}
+    assert {"y", "x", "z"} <= dirs or "z/y mean" in dirs
+
+
+def test_sampling_error_passes_a_small_miss_and_says_so():
+    data = desc([0.4, 0.35, 0.25], [0.1, 0.2, 0.3], CH)
+    model = desc([0.4, 0.35, 0.25], [0.107, 0.2, 0.3], CH)  # +7 % S_V for A
+    assert not judge(data, model).fits
+    sd = {("10", "specific_surface_area", None): 0.04}
+    v = judge(data, model, sd=sd)
+    assert v.fits and "sampling error" in v.line
+    assert not judge(data, model, sd={("10", "specific_surface_area", None): 0.02}).fits
+    # sd from pieces: relative for S_V, absolute for VF
+    pieces = [desc([0.4 + d, 0.35, 0.25 - d], [0.1 * (1 + d), 0.2, 0.3], CH) for d in
+              (-0.02, 0.0, 0.02, 0.01)]  # fmt: skip
+    s = sampling_sd(pieces, n_model=4, n_data=4)
+    assert s[("10", "volume_fraction", None)] == pytest.approx(
+        np.std([-0.02, 0.0, 0.02, 0.01], ddof=1) * np.sqrt(0.5)
+    )
+    assert s[("10", "specific_surface_area", None)] < 0.02
+
+
+def truth(width: float, b: float = 1.0) -> ExcursionModel:
+    m = ExcursionModel.default("high", m=int(3 * width), fractions=[0.4, 0.35, 0.25],
+                               width=width, phase_map=PM)  # fmt: skip
+    return thresholds_for_fractions(m, [0.4, 0.35, 0.25]).copy(anisotropy=b)
+
+
+def test_a_deliberately_misfitted_model_does_not_fit():
+    good = truth(2.0)
+    data = to_indices(generate_sections(good, 4, 128, seed=1, device="cpu"), PM)
+    v = check_fit(good, data, n_sections=6, seed=3)
+    assert v.fits, v.table()
+    wrong = truth(4.0)  # every length twice the data's
+    v = check_fit(wrong, data, n_sections=6, seed=3)
+    assert not v.fits and v.line.startswith("does not fit")
+    chord_err = [r["error"] for r in v.rows if r["descriptor"] == "mean_chord_length"]
+    assert min(chord_err) > 0.5  # chords about twice as long
+    assert v.tppf_distance is not None and v.tppf_distance > 0.3
+    round_trip = Verdict.from_dict(v.to_dict())
+    assert round_trip.line == v.line and round_trip.fits is False
+    assert "does not fit" in v.table() and "| phase |" in v.markdown()
+
+
+def test_3d_check_sees_a_wrong_anisotropy():
+    model = truth(1.5, b=1.6)
+    vol = to_indices(generate(model, (64, 64, 64), seed=1, device="cpu"), PM)
+    sec = np.moveaxis(vol, 0, 0)
+    ok = check_fit(model, sec, vol, n_sections=4, seed=5)
+    assert ok.fits, ok.table()
+    flat = check_fit(model.copy(anisotropy=1.0), sec, vol, n_sections=4, seed=5)
+    assert not flat.fits
+    z_rows = [r for r in flat.rows if r.get("direction") == "z" and not r["ok"]]
+    assert z_rows and all(r["error"] < -0.2 for r in z_rows)  # z chords too short without b
+    assert "volume" in flat.line
