@@ -121,7 +121,12 @@ def test_prepare_data_stack_and_image():
     assert d.anisotropy == pytest.approx(1.5, rel=0.15) and "b =" in d.anisotropy_note
     assert d.voxel_size == (2.0, 1.0, 1.0) and len(d.sha256) == 64
     d2 = prepare_data(img, axis="x")
-    assert d2.anisotropy == 1.0 and d2.sections.shape == (40, 40, 40)
+    # Sections normal to x (z–y planes, one direction stretched by 1.5): b along x relates the x
+    # chords to the mean of the in-plane ones, 1 / ((1.5 + 1) / 2) = 0.8.
+    assert d2.axis == 2 and d2.anisotropy == pytest.approx(0.8, rel=0.15)
+    assert d2.sections.shape == (40, 40, 40)
+    auto = prepare_data(img)  # "auto": the x–y planes are isotropic, so z stays
+    assert auto.axis == 0 and auto.axis_note == ""
     d3 = prepare_data(vol[0], phases="0,1,2", voxel_size=0.3)
     assert d3.sections.shape == (1, 40, 40) and d3.voxel_size == (0.3, 0.3, 0.3)
     with pytest.raises(ValueError, match="distinct values"):

@@ -230,10 +230,18 @@ def test_calibration_job_refines_b_like_the_cli(monkeypatch):
     assert calls == [7] and any("anisotropy" in t for t in texts)
     assert result["model"].anisotropy == 1.2345
     assert result["model"].metadata["anisotropy"]["model_refined"] == 1.2345
-    # x-sections (axis "x"): no b from the stack, no refinement
+    # x-sections (axis "x"): b along x, the model stretched there
     calls.clear()
     job = calibration_job(stack, "0,1,2", "x", True, cfg, 1, {})
-    for _ in job:
+    try:
+        while True:
+            next(job)
+    except StopIteration as stop:
+        assert stop.value["model"].anisotropy_axis == 2
+    assert calls == [7]
+    # b not asked for: no refinement
+    calls.clear()
+    for _ in calibration_job(stack, "0,1,2", "z", False, cfg, 1, {}):
         pass
     assert calls == []
 
