@@ -27,6 +27,8 @@ __all__ = ["Verdict", "judge", "check_fit", "TOLERANCES", "INPLANE_AGREE", "tppf
 TOLERANCES = {"volume_fraction": 0.01, "specific_surface_area": 0.05, "mean_chord_length": 0.05}
 #: The data's own y and x mean chords must agree within this (relative) to be judged separately.
 INPLANE_AGREE = 0.03
+#: Stacks with fewer voxels than this along an axis are judged by their sections only.
+MIN_VOLUME_SIDE = 16
 _SHORT = {"volume_fraction": "VF", "specific_surface_area": "S_V", "mean_chord_length": "chord"}
 
 
@@ -402,8 +404,8 @@ def check_fit(
     v2 = judge(d2, m2, f"{n_sections} generated sections of {size}² vs {sec.shape[0]} data "
                        f"sections of {sec.shape[1]}×{sec.shape[2]}", sd2)  # fmt: skip
     v2.tppf_distance = tppf_distance(cd, cm, phi)
-    if volume is None:
-        return v2
+    if volume is None or min(np.shape(volume)) < MIN_VOLUME_SIDE:
+        return v2  # 2D data, or a stack of a few sections: no 3D structure to judge
     from .calibrate.data import analysis_view
 
     vol = analysis_view(np.asarray(volume))

@@ -288,7 +288,7 @@ class CalibrationConfig:
 
 
 #: Share of the time budget without a better evaluation that ends a run (``patience=None``).
-PATIENCE_SHARE = 0.35
+PATIENCE_SHARE = 0.5
 #: Fewest epochs of patience when it follows the time budget.
 MIN_PATIENCE = 15
 

@@ -110,9 +110,11 @@ class CalibrationPipeline:
         self.notes.append(self.plan.summary())
         self._candidates, _ = candidate_orders(self._work, pm.n_phases)
         self.order: PhaseOrder | None = None
-        if not auto_order:
+        if resume is not None:
+            self.order = self._order_of_checkpoint(resume)
+        elif not auto_order:
             self.order = PhaseOrder(tuple(range(pm.n_phases)), "the order given by the user")
-        elif resume is not None or len(self._candidates) == 1:
+        elif len(self._candidates) == 1:
             self.order = choose_phase_order(self._work, tuple(pm.labels))
         self.engine: Any = None
         self._trial_engines: dict[tuple[int, ...], Any] = {}
@@ -158,6 +160,22 @@ class CalibrationPipeline:
         )
 
     # ------------------------------------------------------------------ set-up
+    def _order_of_checkpoint(self, path: str) -> PhaseOrder:
+        """The phase order a checkpoint was calibrated in (its model's labels, in model order)."""
+        import json
+
+        from .checkpoint import load_checkpoint
+
+        labels = tuple(self.data.phase_map.labels)
+        saved = json.loads(load_checkpoint(path)["model_json"]).get("phase_map") or {}
+        order = [int(v) for v in saved.get("labels", labels)]
+        if sorted(order) != sorted(labels):
+            raise ValueError(
+                f"checkpoint {path} was calibrated on phases {order}, this data has "
+                f"{list(labels)}; resume with the same image and phases"
+            )
+        return PhaseOrder(tuple(labels.index(v) for v in order), "kept from the checkpoint")
+
     def _engine_config(self, **changes: Any) -> CalibrationConfig:
         cfg = self.config
         derived = {

@@ -69,8 +69,6 @@ MAX_FACTOR = 8
 MIN_WORK_SIDE = 64
 #: Smallest and largest discriminator windows chosen automatically (powers of two).
 WINDOW_RANGE = (64, 128)
-#: Window ≥ this many largest-phase mean chords, so the discriminator sees the structure repeat.
-WINDOW_CHORDS = 4.0
 #: Sections used to measure the structure (a seeded random subset beyond).
 MAX_SECTIONS = 64
 
@@ -364,8 +362,8 @@ class Plan:
         }
 
 
-def _pow2_ceil(x: float) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(1.0, x))))
+def _pow2_floor(x: float) -> int:
+    return 1 << max(0, math.floor(math.log2(max(1.0, x))))
 
 
 def check_size(struct: Structure) -> list[str]:
@@ -472,11 +470,10 @@ def plan_calibration(sections: np.ndarray, k: int, config: Any) -> tuple[Plan, n
         reasons["window"] = "set by the user" + ("" if window == config.window else " (reduced)")
     else:
         lo, hi = WINDOW_RANGE
-        big = work.largest if math.isfinite(work.largest) else 0.0
-        window = min(fit, max(lo, min(hi, _pow2_ceil(WINDOW_CHORDS * big))))
+        window = min(fit, max(lo, min(hi, _pow2_floor(4 * r_max))))
         reasons["window"] = (
-            f"power of two ≥ {WINDOW_CHORDS:g} coarsest mean chords ({work.largest:.1f} px), "
-            f"in {list(WINDOW_RANGE)}, within the images"
+            f"the largest power of two ≤ 4·r_max ({4 * r_max} px: the model sections' side), in "
+            f"{list(WINDOW_RANGE)}, within the images"
         )
     section_size = max(window, 8 * math.ceil(4 * r_max / 8))
     plan = Plan(f, offset, native, work, r_max, m, window, section_size, reasons, warnings_)

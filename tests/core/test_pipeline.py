@@ -1,0 +1,94 @@
+"""The calibration pipeline every front end runs (core/calibrate/pipeline.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_gencal.core.calibrate import CalibrationConfig, prepare_data
+from napari_gencal.core.calibrate.pipeline import CalibrationPipeline
+from napari_gencal.core.generate import generate_sections
+from napari_gencal.core.model import ExcursionModel, thresholds_for_fractions
+from napari_gencal.core.phases import PhaseMap
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+PM = PhaseMap((10, 20, 30))
+
+
+def tiny(**kw) -> CalibrationConfig:
+    base = dict(
+        batch=2, pretrain_model_steps=2, pretrain_disc_steps=2, steps_per_epoch=3, max_epochs=2,
+        early_stop_start=1, patience=10, eval_sections=2, eval_size=64, init_scale_search=False,
+        disc_width=8, device="cpu", seed=3, time_limit=None,
+    )  # fmt: skip
+    return CalibrationConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def sections() -> np.ndarray:
+    fr = [0.42, 0.33, 0.25]
+    m = ExcursionModel.default("high", m=4, fractions=fr, width=1.5, phase_map=PM)
+    m = thresholds_for_fractions(m.copy(a=0.7), fr)
+    return generate_sections(m, 2, 96, seed=1, device="cpu")
+
+
+def run(pipe: CalibrationPipeline, stop_after: int | None = None) -> list:
+    recs = []
+    for rec in pipe.run():
+        recs.append(rec)
+        if stop_after is not None and len(recs) == stop_after:
+            pipe.cancel()
+    return recs
+
+
+def test_a_finished_run_is_rescaled_ordered_and_checked(sections):
+    pipe = CalibrationPipeline(prepare_data(sections, "30,10,20"), tiny())
+    recs = run(pipe)
+    stages = [r.stage for r in recs]
+    assert stages[0] == "order" and "high" in stages and stages[-1] == "finish"
+    assert recs[-1].done and [r for r in recs if r.message and "phase order" in r.message]
+    model = pipe.result
+    assert model is pipe.best_model
+    meta = model.metadata
+    assert meta["verdict"]["line"] == pipe.verdict.line
+    assert meta["phase_order"]["user_order_labels"] == [30, 10, 20]
+    assert sorted(model.phase_map.labels) == [10, 20, 30]
+    assert model.user_phase_map.labels == (30, 10, 20)
+    assert meta["settings_from_data"]["working_factor"] == 1 and model.length_scale == 1.0
+    assert len(meta["phase_order"]["trial_scores"]) == 2
+    assert "phase order" in pipe.summary() and "verdict:" in pipe.summary()
+
+
+def test_cancelling_during_the_trials_keeps_a_model_marked_unchecked(sections):
+    pipe = CalibrationPipeline(prepare_data(sections, "10,20,30"), tiny(max_epochs=50))
+    recs = run(pipe, stop_after=2)
+    assert recs[0].stage == "order" and recs[-1].done
+    assert pipe.stop_reason == "cancelled" and pipe.verdict is None
+    best = pipe.best_model
+    assert best.metadata["verdict"] is None and isinstance(best, ExcursionModel)
+
+
+def test_low_model_takes_the_papers_route(sections):
+    pipe = CalibrationPipeline(
+        prepare_data(sections, "10,20,30"), tiny(model="low"), auto_order=False, check=False
+    )
+    recs = run(pipe)
+    stages = [r.stage for r in recs]
+    assert "high" in stages and "low" in stages and stages.index("high") < stages.index("low")
+    assert pipe.result.kind == "low" and "reduction" in pipe.result.metadata
+    assert set(pipe.models) == {"high", "low"}
+
+
+def test_resuming_keeps_the_checkpoint_phase_order(sections, tmp_path):
+    ck = tmp_path / "run.ckpt"
+    first = CalibrationPipeline(prepare_data(sections, "30,10,20"), tiny(checkpoint=str(ck)))
+    run(first)
+    assert ck.exists()
+    again = CalibrationPipeline(
+        prepare_data(sections, "30,10,20"), tiny(max_epochs=3), resume=str(ck)
+    )
+    assert again.order.perm == first.order.perm
+    assert again.engine.step == first.engine.step
+    other = np.where(sections == 30, 40, sections).astype(np.uint8)
+    with pytest.raises(ValueError, match="calibrated on phases"):
+        CalibrationPipeline(prepare_data(other, "10,20,40"), tiny(), resume=str(ck))
