@@ -84,3 +84,23 @@ def test_real_data_phase_maps():
     assert sofc.data.shape == (1024, 1024) and sofc.phase_map.labels == (0, 1, 2)
     comp = read_labels(shared_data("composite_resized.npy"))
     assert comp.phase_map.n_phases == 3
+
+
+@pytest.mark.parametrize(
+    "dtype, labels",
+    [(np.uint8, (0, 85, 170)), (np.int8, (-1, 0, 5)), (np.uint16, (7, 300, 65535)),
+     (np.int16, (-300, 0, 2)), (np.int32, (1, 2, 3)), (np.int64, (-5, 10, 99)), (bool, (0, 1))],
+)  # fmt: skip
+def test_to_indices_and_present_values_agree_with_a_loop(dtype, labels):
+    from napari_gencal.core.phases import PhaseMap, present_values, to_indices
+
+    rng = np.random.default_rng(0)
+    img = np.array(labels, dtype=dtype)[rng.integers(0, len(labels), (13, 17))]
+    ref = np.array([labels.index(v) for v in img.ravel().tolist()]).reshape(img.shape)
+    assert np.array_equal(to_indices(img, PhaseMap(labels)), ref)
+    assert present_values(img).tolist() == sorted(set(img.ravel().tolist()))
+    if dtype is not bool:
+        bad = img.copy()
+        bad[2, 3] = 4  # in none of the label sets
+        with pytest.raises(PhaseError, match=r"values \[4\] are not in the phase mapping"):
+            to_indices(bad, PhaseMap(labels))

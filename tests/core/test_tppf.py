@@ -491,3 +491,19 @@ def test_scipy_and_torch_fft_backends_agree(monkeypatch):
             assert u.dtype == v.dtype == torch.float32
             # float32 FFTs of different libraries: agreement to a few ulps of O(1) sums.
             np.testing.assert_allclose(u.numpy(), v.numpy(), atol=2e-6)
+
+
+def test_automatic_r_max_gives_the_curves_of_that_r_max():
+    # The front end regresses once up to the rule's search limit and keeps the first r_max + 1
+    # values; they must equal a direct call with that r_max up to the kernel's 3-bandwidth
+    # truncation (the direct call's window ends at r_max + 3) and float32 rounding: 1e-5 in
+    # probability units, far below any Monte-Carlo error.
+    rng = np.random.default_rng(3)
+    from scipy.ndimage import gaussian_filter
+
+    f = gaussian_filter(rng.standard_normal((160, 160)), 1.5)
+    img = np.digitize(f, np.quantile(f, [0.4, 0.7])).astype(np.uint8)
+    auto = tppf_of_labels(img, device="cpu")
+    fixed = tppf_of_labels(img, r_max=int(auto.r[-1]), device="cpu")
+    assert auto.r[-1] < 40  # the rule chose less than the search limit (a quarter of 160)
+    np.testing.assert_allclose(auto.curves, fixed.curves, rtol=0, atol=1e-5)

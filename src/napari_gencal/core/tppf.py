@@ -1070,7 +1070,11 @@ def tppf_of_labels(
         if r_max is None:
             probe = _symmetric_from_upper(_radial_from_upper(up, L, limit, bandwidth, True), k)
             r_max = choose_r_max(probe.double().cpu().numpy(), fractions, image_shape=shape, **opts)
-        curves = _symmetric_from_upper(_radial_from_upper(up, L, r_max, bandwidth, True), k)
+            # The regression at r uses the same lattice window L whatever the largest r, so the
+            # curves up to r_max are the probe's first values (no second regression).
+            curves = probe[..., : r_max + 1]
+        else:
+            curves = _symmetric_from_upper(_radial_from_upper(up, L, r_max, bandwidth, True), k)
         direc = None
         if directional:
             direc = _directional_from_upper(up, L, r_max, k).double().cpu().numpy()
