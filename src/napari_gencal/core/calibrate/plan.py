@@ -69,6 +69,9 @@ MAX_FACTOR = 8
 MIN_WORK_SIDE = 64
 #: Smallest and largest discriminator windows chosen automatically (powers of two).
 WINDOW_RANGE = (64, 128)
+#: The window is the largest power of two ≤ this many r_max (r_max = 1.5 r0: three correlation
+#: ranges, enough to judge the shape of single features; the TPPF loss sees 4·r_max).
+WINDOW_RMAX = 2.0
 #: Sections used to measure the structure (a seeded random subset beyond).
 MAX_SECTIONS = 64
 
@@ -470,10 +473,10 @@ def plan_calibration(sections: np.ndarray, k: int, config: Any) -> tuple[Plan, n
         reasons["window"] = "set by the user" + ("" if window == config.window else " (reduced)")
     else:
         lo, hi = WINDOW_RANGE
-        window = min(fit, max(lo, min(hi, _pow2_floor(4 * r_max))))
+        window = min(fit, max(lo, min(hi, _pow2_floor(WINDOW_RMAX * r_max))))
         reasons["window"] = (
-            f"the largest power of two ≤ 4·r_max ({4 * r_max} px: the model sections' side), in "
-            f"{list(WINDOW_RANGE)}, within the images"
+            f"the largest power of two ≤ {WINDOW_RMAX:g}·r_max = {WINDOW_RMAX * r_max:g} px (three "
+            f"correlation ranges), in {list(WINDOW_RANGE)}, within the images"
         )
     section_size = max(window, 8 * math.ceil(4 * r_max / 8))
     plan = Plan(f, offset, native, work, r_max, m, window, section_size, reasons, warnings_)
