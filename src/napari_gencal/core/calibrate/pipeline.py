@@ -120,6 +120,7 @@ class CalibrationPipeline:
         self._trial_engines: dict[tuple[int, ...], Any] = {}
         self._current: Any = None
         self._last_trial: Any = None
+        self._t_start = time.perf_counter()
         self._cancelled = False
         self.result: Any = None
         self.verdict: Any = None
@@ -230,7 +231,7 @@ class CalibrationPipeline:
         :class:`~.loop.Progress` records."""
         from .loop import Progress
 
-        t_start = time.perf_counter()
+        t_start = self._t_start = time.perf_counter()
         if self.order is None:
             yield from self._choose_order()
             self.trial_seconds = time.perf_counter() - t_start
@@ -276,7 +277,11 @@ class CalibrationPipeline:
             self._current = engine
             name = ",".join(str(labels[p]) for p in perm)
             for rec in engine.run():
-                rec = dataclasses.replace(rec, stage="order", phase=f"trial {i + 1}/{n} ({name})")
+                # The pipeline's clock and budget, not the trial's own.
+                elapsed = time.perf_counter() - self._t_start
+                left = None if tl is None else max(0.0, tl - elapsed)
+                rec = dataclasses.replace(rec, stage="order", elapsed=elapsed, remaining=left,
+                                          phase=f"trial {i + 1}/{n} ({name})")  # fmt: skip
                 self._last_trial = rec
                 yield rec
             if engine.stop_reason == "cancelled":
@@ -300,9 +305,7 @@ class CalibrationPipeline:
         step = last.step if last is not None else 0
         total = last.total_steps if last is not None else 0
 
-        elapsed = (last.elapsed if last else 0.0) + (
-            self.trial_seconds if self.engine is not None else 0.0
-        )
+        elapsed = time.perf_counter() - self._t_start
 
         def note(phase: str) -> Progress:
             return Progress(step, total, 0, phase, "finish", {}, elapsed=elapsed)
