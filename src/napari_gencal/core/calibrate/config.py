@@ -94,7 +94,8 @@ class CalibrationConfig:
     patience : int or None
         Stop after ``patience`` epochs without a better volume-fraction + surface-area score.
         None: :data:`PATIENCE_SHARE` of the time budget (at least :data:`MIN_PATIENCE` epochs),
-        whatever an epoch costs on this data; 500 epochs without a time budget.
+        whatever an epoch costs on this data — the whole budget: a time-limited run uses its
+        time; 500 epochs without a time budget.
     max_epochs : int
         Hard epoch limit.
     time_limit : float or None
@@ -287,8 +288,9 @@ class CalibrationConfig:
         return cls(**{**PRESETS[name], **changes})
 
 
-#: Share of the time budget without a better evaluation that ends a run (``patience=None``).
-PATIENCE_SHARE = 0.5
+#: Share of the time budget without a better evaluation that ends a run (``patience=None``): the
+#: whole budget, i.e. a time-limited run uses its time — improvements come in bursts minutes apart.
+PATIENCE_SHARE = 1.0
 #: Fewest epochs of patience when it follows the time budget.
 MIN_PATIENCE = 15
 
