@@ -102,6 +102,10 @@ class CalibrationConfig:
         Wall-clock limit in seconds (None: none).
     eval_sections, eval_size : int
         Hard-threshold sections simulated per evaluation, and their side (0: the window).
+    score : {"paper", "surface"}
+        What an evaluation scores: ``"paper"`` mean |ΔVF| + mean |ΔS_V| (1/pixel; the paper's
+        criterion); ``"surface"`` ½(mean + worst) of the phases' relative S_V errors — what the
+        verdict judges; needs ``match_fractions`` (volume fractions are then exact in law).
     disc_width : int
         Channels of the discriminator's first convolution (DCGAN: 64).
     init_scale_search : bool
@@ -152,6 +156,7 @@ class CalibrationConfig:
     time_limit: float | None = None
     eval_sections: int = 16
     eval_size: int = 0
+    score: str = "paper"
     disc_width: int = 64
     init_scale_search: bool = True
     seed: int = 0
@@ -228,6 +233,13 @@ class CalibrationConfig:
         if self.interpolation not in ("linear", "nearest"):
             raise ValueError(
                 f"interpolation must be 'linear' or 'nearest', got {self.interpolation!r}"
+            )
+        if self.score not in ("paper", "surface"):
+            raise ValueError(f"score must be 'paper' or 'surface', got {self.score!r}")
+        if self.score == "surface" and not self.match_fractions:
+            raise ValueError(
+                "score='surface' leaves volume fractions out and needs match_fractions=True "
+                "(or use score='paper')"
             )
         if self.eval_size and (self.eval_size < 16):
             raise ValueError(f"eval_size must be 0 (= window) or ≥ 16, got {self.eval_size}")
@@ -312,6 +324,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "time_limit": 300.0,
         "eval_sections": 16,
         "eval_size": 256,
+        "score": "surface",
         "lr_theta": 1e-2,
         "lr_theta_low": 2e-2,
         "lr_disc": 2e-4,
