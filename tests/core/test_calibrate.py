@@ -446,3 +446,19 @@ def test_kept_parameters_have_the_data_fractions(data):
     for _ in off.run():
         pass
     assert off.best_model.lambda1 == pytest.approx(float(off.best_state["lambda1"]))
+
+
+def test_an_initial_model_is_where_the_run_starts(data):
+    start = ExcursionModel.default(
+        "high", m=5, n_phases=3, fractions=[0.4, 0.35, 0.25], width=1.3, phase_map=PM3
+    ).copy(sigma1=0.7, a=0.2)
+    cal = Calibration(data, PM3, tiny(m=5, match_fractions=False), init_model=start)
+    now = cal.module.to_model()
+    for name in start.kernels:
+        assert np.allclose(now.kernels[name], start.kernels[name], rtol=1e-6)
+    assert now.sigma1 == pytest.approx(0.7, rel=1e-6) and now.a == pytest.approx(0.2, rel=1e-5)
+    with pytest.raises(ValueError, match="m = 5"):
+        Calibration(data, PM3, tiny(m=5), init_model=start.copy(m=4, kernels={
+            n: v[:5] for n, v in start.kernels.items()}))  # fmt: skip
+    with pytest.raises(ValueError, match="differ"):
+        Calibration(data, PM3, tiny(m=5), init_model=start.copy(phase_map=PhaseMap((2, 1, 0))))

@@ -318,7 +318,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pretrain_model_steps": 150,
         "pretrain_disc_steps": 50,
         "steps_per_epoch": 25,
-        "early_stop_start": 3,
+        "early_stop_start": 1,
         "patience": None,
         "max_epochs": 100000,
         "time_limit": 300.0,

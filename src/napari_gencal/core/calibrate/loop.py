@@ -203,6 +203,9 @@ class Calibration:
         Hash of the user's input data for the model file (default: hash of ``sections``).
     anisotropy : float
         Factor b stored in the calibrated model (calibration itself is isotropic).
+    init_model : ExcursionModel, optional
+        Start from these parameters (a high-parametric model of this run's m and phase order,
+        e.g. the best of a trial fit) instead of the data-driven initialization.
     resume : str or path, optional
         Checkpoint to continue from. Its settings are used; of ``config`` only the budget
         (``max_epochs``, ``time_limit``, ``patience``, ``checkpoint``, ``checkpoint_every``) applies
@@ -263,6 +266,7 @@ class Calibration:
         data_sha256: str | None = None,
         anisotropy: float = 1.0,
         resume: str | None = None,
+        init_model: Any = None,
     ) -> None:
         ckpt = load_checkpoint(resume) if resume is not None else None
         if ckpt is not None:
@@ -347,20 +351,39 @@ class Calibration:
             # "low" and "both" start high: the paper's route (high-parametric first, the family
             # fitted to each calibrated kernel's covariance, then recalibrated).
             self.stage = "high"
-            init = be.initial_model(
-                self.k,
-                self.m,
-                self.data_fractions,
-                config,
-                self.data_curves,
-                self.r_max,
-                self.section_size,
-                self.device,
-                self.phase_map,
-            )
+            if init_model is not None:
+                init = self._check_init(init_model)
+            else:
+                init = be.initial_model(
+                    self.k,
+                    self.m,
+                    self.data_fractions,
+                    config,
+                    self.data_curves,
+                    self.r_max,
+                    self.section_size,
+                    self.device,
+                    self.phase_map,
+                )
             self._start_stage(init, elapsed=0.0)
 
     # ------------------------------------------------------------------ set-up
+    def _check_init(self, model: Any) -> Any:
+        """A starting model given by the caller (e.g. a trial's best), checked against the run."""
+        if model.kind != "high" or int(model.m) != self.m or int(model.n_phases) != self.k:
+            raise ValueError(
+                f"init_model must be a high-parametric {self.k}-phase model with m = {self.m}, "
+                f"got kind {model.kind!r}, m = {model.m}, {model.n_phases} phases"
+            )
+        if model.phase_map is not None and tuple(model.phase_map.labels) != tuple(
+            self.phase_map.labels
+        ):
+            raise ValueError(
+                f"init_model's phases {list(model.phase_map.labels)} differ from this run's "
+                f"{list(self.phase_map.labels)}"
+            )
+        return model.copy(anisotropy=1.0, length_scale=1.0, metadata={})
+
     def _check_sections(self, sections: np.ndarray) -> np.ndarray:
         arr = np.asarray(sections)
         if arr.ndim == 2:

@@ -191,7 +191,9 @@ class CalibrationPipeline:
         }
         return cfg.replace(**derived, **changes)
 
-    def _make_engine(self, perm: tuple[int, ...], cfg: CalibrationConfig, resume=None) -> Any:
+    def _make_engine(
+        self, perm: tuple[int, ...], cfg: CalibrationConfig, resume=None, init=None
+    ) -> Any:
         from .loop import Calibration, CalibrationWarning
 
         order = PhaseOrder(perm, "")
@@ -208,6 +210,7 @@ class CalibrationPipeline:
                 data_sha256=self.data.sha256,
                 anisotropy=1.0,
                 resume=resume,
+                init_model=init,
             )
         msgs = []
         for w in caught:
@@ -220,7 +223,11 @@ class CalibrationPipeline:
 
     def _build_engine(self, time_limit: float | None) -> None:
         cfg = self._engine_config(time_limit=time_limit)
-        self.engine, msgs = self._make_engine(self.order.perm, cfg, self.resume)
+        # The winning trial's best parameters are the start: its steps are not lost, and the run
+        # can only keep something at least as good by the evaluation (tracked from the start).
+        trial = self._trial_engines.get(self.order.perm) if self.resume is None else None
+        init = trial.best_model if trial is not None else None
+        self.engine, msgs = self._make_engine(self.order.perm, cfg, self.resume, init)
         for m in msgs:
             if m not in self.notes:
                 self.notes.append(m)
