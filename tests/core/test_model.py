@@ -223,3 +223,22 @@ def test_phases_soft_and_hard():
     torch.testing.assert_close(soft.sum(1), torch.ones(2, 30, 30, dtype=torch.float64))
     soft[:, 1].mean().backward()
     assert mod.lambda1.grad != 0 and mod.lambda2.grad != 0
+
+
+def test_kernel_scales_on_every_kernel_equal_the_length_scale():
+    from napari_gencal.core.generate import generate
+
+    m = ExcursionModel.default("high", m=3, fractions=[0.4, 0.35, 0.25], width=1.2)
+    every = m.copy(kernel_scales={n: 1.5 for n in KERNEL_NAMES})
+    overall = m.copy(length_scale=1.5)
+    assert every.support_scale == overall.scale == (1.5, 1.5, 1.5)
+    a = generate(every, (12, 16, 16), seed=4, device="cpu")
+    b = generate(overall, (12, 16, 16), seed=4, device="cpu")
+    assert np.array_equal(a, b)
+    one = m.copy(kernel_scales={"X1": 2.0})
+    assert one.kernel_scale("X1") == (2.0, 2.0, 2.0) and one.kernel_scale("X2") == (1.0,) * 3
+    assert ExcursionModel.from_dict(one.to_dict()).kernel_scales == {"X1": 2.0}
+    assert not np.array_equal(generate(one, (12, 16, 16), seed=4, device="cpu"),
+                              generate(m, (12, 16, 16), seed=4, device="cpu"))  # fmt: skip
+    with pytest.raises(ValueError, match="unknown kernel"):
+        m.copy(kernel_scales={"X9": 2.0}).validate()

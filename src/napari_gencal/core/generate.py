@@ -108,7 +108,7 @@ def generate_fields(
     dev = resolve_device(device)
     shape = tuple(int(s) for s in shape)
     origin = tuple(int(o) for o in origin)
-    radii = kernel_radius(int(model.m), model.scale, 3)
+    radii = kernel_radius(int(model.m), model.support_scale, 3)
     if periodic:
         if any(o != 0 for o in origin):
             raise ValueError(
@@ -256,7 +256,7 @@ def working_memory(model: ExcursionModel, shape: Sequence[int], precision: str =
     Two real FFT buffers, two half spectra, five real kernel half spectra and the two fields:
     about ``itemsize · (6.5 · N_fft + 2 · N_block)`` (measured peaks are within ~25 %).
     """
-    radii = kernel_radius(int(model.m), model.scale, 3)
+    radii = kernel_radius(int(model.m), model.support_scale, 3)
     n_fft = math.prod(
         int(next_fast_len(s + 2 * r, real=True)) for s, r in zip(shape, radii, strict=True)
     )
@@ -331,7 +331,7 @@ def generate(
     seed = _check_seed(seed)
     sh = _check_shape(shape)
     two_d = len(sh) == 2
-    radii = kernel_radius(int(model.m), model.scale, 3)
+    radii = kernel_radius(int(model.m), model.support_scale, 3)
     if two_d:
         # A 2D image is the section z = 0 of the 3D model; periodic: a z-torus of the kernel's
         # extent leaves the in-plane law exact (the covariance vanishes beyond 2 r_z < L_z).
@@ -387,7 +387,9 @@ def section_fields(
     B, w = int(batch), int(size)
     n = module.n_chi2
     # In-plane kernel radius: m·s for a model with length scale s (anisotropy acts along z only).
-    L = section_size(w, max(kernel_radius(module.m, module.scale, 3)[1:]))
+    L = section_size(w, max(
+        max(kernel_radius(module.m, module.kernel_scale(n), 3)[1:]) for n in module.used_kernels()
+    ))  # fmt: skip
     spec = module.section_spectra(module.used_kernels(), L)
 
     def draw(nm: str, count: int) -> torch.Tensor:

@@ -94,6 +94,10 @@ class ExcursionModel:
     anisotropy_axis : int
         The stretched (pressing) axis of generated volumes: 0 = z, 1 = y, 2 = x. A calibration
         from sections normal to y or x puts it there.
+    kernel_scales : dict
+        Extra stretch of single kernels, ``name → factor`` (absent: 1): that field is evaluated at
+        ``x / factor`` on top of ``length_scale`` and ``anisotropy`` — an interpretable knob for
+        virtual materials testing (e.g. only the χ² blobs coarser). Empty after a calibration.
     length_scale : float
         Overall stretch ``s`` of every kernel (all axes): the model is the one with
         ``length_scale = 1`` evaluated at ``x / s``, so every length (chords, correlation lengths,
@@ -129,6 +133,7 @@ class ExcursionModel:
     anisotropy: float = 1.0
     anisotropy_axis: int = 0
     length_scale: float = 1.0
+    kernel_scales: dict[str, float] = field(default_factory=dict)
     n_phases: int = 3
     phase_map: PhaseMap | None = None
     voxel_size: tuple[float, ...] | None = None
@@ -186,6 +191,19 @@ class ExcursionModel:
                 f"length_scale must lie in {list(LENGTH_SCALE_RANGE)} (a stretch factor of every "
                 f"length), got {ls}"
             )
+        if not isinstance(self.kernel_scales, Mapping):
+            raise ValueError("kernel_scales must be a dict kernel name → factor")
+        for name, f in self.kernel_scales.items():
+            if name not in KERNEL_NAMES:
+                raise ValueError(
+                    f"kernel_scales names an unknown kernel {name!r}; use one of {KERNEL_NAMES}"
+                )
+            v = _finite(f"kernel_scales[{name!r}]", f)
+            if not LENGTH_SCALE_RANGE[0] <= v * ls <= LENGTH_SCALE_RANGE[1]:
+                raise ValueError(
+                    f"kernel_scales[{name!r}] = {v} gives a total stretch {v * ls} outside "
+                    f"{list(LENGTH_SCALE_RANGE)}"
+                )
         if self.n_phases not in (2, 3):
             raise ValueError(f"n_phases must be 2 or 3, got {self.n_phases!r}")
         if self.phase_map is not None:
@@ -248,6 +266,17 @@ class ExcursionModel:
         b = float(self.anisotropy)
         return tuple(s * (b if i == int(self.anisotropy_axis) else 1.0) for i in range(3))
 
+    def kernel_scale(self, name: str) -> tuple[float, float, float]:
+        """Stretch per axis of one kernel: :attr:`scale` times its ``kernel_scales`` factor."""
+        f = float(self.kernel_scales.get(name, 1.0))
+        return tuple(f * v for v in self.scale)
+
+    @property
+    def support_scale(self) -> tuple[float, float, float]:
+        """Per axis, the largest stretch of the kernels in use: their support is ``m`` times it."""
+        scales = [self.kernel_scale(n) for n in self.used_kernels()]
+        return tuple(max(s[i] for s in scales) for i in range(3))
+
     def kernel3d(
         self, name: str, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"
     ) -> torch.Tensor:
@@ -257,11 +286,12 @@ class ExcursionModel:
         if self.kind == "high":
             th = torch.as_tensor(np.asarray(self.kernels[name], dtype=float), dtype=dtype)
             return radial_kernel(
-                th.to(device), dim=3, scale=self.scale, interpolation=self.interpolation
-            )
+                th.to(device), dim=3, scale=self.kernel_scale(name),
+                interpolation=self.interpolation,
+            )  # fmt: skip
         fam = get_family(self.family)
         p = torch.as_tensor(fam.vector(self.kernels[name]), dtype=dtype, device=device)
-        return kernel_from_covariance(fam, p, int(self.m), dim=3, scale=self.scale)
+        return kernel_from_covariance(fam, p, int(self.m), dim=3, scale=self.kernel_scale(name))
 
     @property
     def user_phase_map(self) -> PhaseMap | None:
@@ -306,6 +336,7 @@ class ExcursionModel:
             "anisotropy": float(self.anisotropy),
             "anisotropy_axis": int(self.anisotropy_axis),
             "length_scale": float(self.length_scale),
+            "kernel_scales": {n: float(v) for n, v in self.kernel_scales.items()},
             "sigma1": float(self.sigma1),
             "sigma2": float(self.sigma2),
             "a": float(self.a),
@@ -355,6 +386,7 @@ class ExcursionModel:
             nu=d.get("nu", 10.0),
             anisotropy=d.get("anisotropy", 1.0),
             length_scale=d.get("length_scale", 1.0),
+            kernel_scales={str(k): float(v) for k, v in (d.get("kernel_scales") or {}).items()},
             anisotropy_axis=int(d.get("anisotropy_axis", 0)),
             n_phases=int(d.get("n_phases", 3)),
             phase_map=None if pm is None else PhaseMap.from_dict(pm),
@@ -546,6 +578,7 @@ class ExcursionModule(torch.nn.Module):
         self.anisotropy = float(model.anisotropy)
         self.length_scale = float(model.length_scale)
         self.anisotropy_axis = int(model.anisotropy_axis)
+        self.kernel_scales = {n: float(v) for n, v in model.kernel_scales.items()}
         self.n_phases = int(model.n_phases)
         self.interpolation = model.interpolation
         kw = {"dtype": dtype, "device": device}
@@ -603,6 +636,11 @@ class ExcursionModule(torch.nn.Module):
         s, b = self.length_scale, self.anisotropy
         return tuple(s * (b if i == self.anisotropy_axis else 1.0) for i in range(3))
 
+    def kernel_scale(self, name: str) -> tuple[float, float, float]:
+        """Stretch per axis of one kernel (see :meth:`ExcursionModel.kernel_scale`)."""
+        f = self.kernel_scales.get(name, 1.0)
+        return tuple(f * v for v in self.scale)
+
     def covariance_params(self, name: str) -> torch.Tensor:
         """Low-parametric: the family parameters of one kernel (bounded values)."""
         return self.family.from_unconstrained(self.cov[name])
@@ -613,12 +651,14 @@ class ExcursionModule(torch.nn.Module):
         for n in names or KERNEL_NAMES:
             if self.kind == "high":
                 out[n] = radial_kernel(
-                    self.theta[n], dim=3, scale=self.scale, interpolation=self.interpolation
-                )
+                    self.theta[n], dim=3, scale=self.kernel_scale(n),
+                    interpolation=self.interpolation,
+                )  # fmt: skip
             else:
                 out[n] = kernel_from_covariance(
-                    self.family, self.covariance_params(n), self.m, dim=3, scale=self.scale
-                )
+                    self.family, self.covariance_params(n), self.m, dim=3,
+                    scale=self.kernel_scale(n),
+                )  # fmt: skip
         return out
 
     def used_kernels(self) -> tuple[str, ...]:
@@ -633,11 +673,12 @@ class ExcursionModule(torch.nn.Module):
         """
         from .fields import radial_section_spectrum, section_spectrum
 
-        if self.kind == "high" and self.scale == (1.0, 1.0, 1.0):
-            return {
-                n: radial_section_spectrum(self.theta[n], size, self.interpolation) for n in names
-            }
-        return {n: section_spectrum(k, size) for n, k in self.kernels(names).items()}
+        unit = [n for n in names if self.kind == "high" and self.kernel_scale(n) == (1.0,) * 3]
+        out = {n: radial_section_spectrum(self.theta[n], size, self.interpolation) for n in unit}
+        rest = [n for n in names if n not in out]
+        if rest:
+            out.update({n: section_spectrum(k, size) for n, k in self.kernels(rest).items()})
+        return {n: out[n] for n in names}
 
     def phases(
         self,

@@ -68,8 +68,8 @@ def module_from_model(model: ExcursionModel, device: torch.device) -> ExcursionM
     """Differentiable module; calibration is isotropic at the working resolution (b and the length
     scale are applied to the result only)."""
     iso = (
-        model.copy(anisotropy=1.0, length_scale=1.0)
-        if (model.anisotropy, model.length_scale) != (1.0, 1.0)
+        model.copy(anisotropy=1.0, length_scale=1.0, kernel_scales={})
+        if (model.anisotropy, model.length_scale) != (1.0, 1.0) or model.kernel_scales
         else model
     )
     module = ExcursionModule.from_model(iso, device)

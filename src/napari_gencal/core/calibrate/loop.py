@@ -382,7 +382,7 @@ class Calibration:
                 f"init_model's phases {list(model.phase_map.labels)} differ from this run's "
                 f"{list(self.phase_map.labels)}"
             )
-        return model.copy(anisotropy=1.0, length_scale=1.0, metadata={})
+        return model.copy(anisotropy=1.0, length_scale=1.0, kernel_scales={}, metadata={})
 
     def _check_sections(self, sections: np.ndarray) -> np.ndarray:
         arr = np.asarray(sections)

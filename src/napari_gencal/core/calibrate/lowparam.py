@@ -50,7 +50,8 @@ def reduce_to_low(
         for name, lo in zip(fam.param_names, fam.lower, strict=True)
     )
     fit_fam = dataclasses.replace(fam, lower=lower)
-    iso = model.copy(anisotropy=1.0, length_scale=1.0)  # fit in model units; s and b are kept
+    # fit in model units; the stretches (s, b, per-kernel factors) are kept on the result
+    iso = model.copy(anisotropy=1.0, length_scale=1.0, kernel_scales={})
     kernels: dict[str, dict[str, float]] = {}
     rms: dict[str, float] = {}
     for name in KERNEL_NAMES:
