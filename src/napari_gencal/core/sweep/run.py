@@ -1,0 +1,494 @@
+"""Run a sweep: points × realizations on a Dask cluster, into a resumable result store.
+
+A sweep is a :class:`SweepSpec` — a model, a :class:`~.design.Design` of knob values, the number of
+realizations per point, the volume shape, the seed and what to measure. Each (point, realization)
+is one task, :func:`evaluate`: apply the knobs, generate a volume with the seed
+:func:`~.design.realization_seed` gives, measure the descriptors (volume fraction, S_V, mean
+chords, geodesic tortuosity, constrictivity, percolation per phase and direction) and, with
+TauFactor, the tortuosity factor and D_eff/D_0. A task returns one flat row.
+
+:func:`run_sweep` maps the missing tasks over a ``dask.distributed`` client — a
+:class:`~distributed.LocalCluster` of single-threaded worker processes by default, or any
+scheduler by address — and writes every finished row to the store as it arrives (one small JSON
+file per task, written atomically by the client, so a row is never duplicated and a lost worker
+only reschedules its task). An interrupted sweep resumes without recomputing finished rows; a task
+that raises is recorded with its error and the others go on. The table (Parquet and CSV, one row
+per point × realization), the per-point means with 95 % confidence intervals, the spec, versions
+and seeds are written at the end.
+
+The core starts no processes itself: the cluster is Dask's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .design import Design, make_design, realization_seed
+
+__all__ = [
+    "SweepSpec",
+    "evaluate",
+    "run_sweep",
+    "summarize",
+    "load_table",
+    "connect",
+    "memory_per_task",
+    "MEASURES",
+]
+
+#: What a realization can be measured for (``transport`` needs TauFactor).
+MEASURES = (
+    "volume_fraction",
+    "specific_surface_area",
+    "mean_chord_length",
+    "geodesic_tortuosity",
+    "constrictivity",
+    "transport",
+)
+
+
+@dataclass
+class SweepSpec:
+    """Everything that decides a sweep (stored beside its results).
+
+    Attributes
+    ----------
+    model : dict
+        The base model as its JSON dict (``ExcursionModel.to_dict()``).
+    design : Design
+    realizations : int
+        Realizations per point.
+    shape : (int, int, int)
+        Volume of each realization (voxels).
+    seed : int
+        Sweep seed: realization r of point p uses ``realization_seed(seed, p, r)``.
+    measures : tuple of str
+        Subset of :data:`MEASURES`.
+    directions : tuple of str
+        Directions of the directional measures.
+    transport_iter_limit : int
+        TauFactor iteration budget.
+    device : str
+        Where realizations and TauFactor run on the workers.
+    """
+
+    model: dict[str, Any]
+    design: Design
+    realizations: int = 3
+    shape: tuple[int, int, int] = (128, 128, 128)
+    seed: int = 0
+    measures: tuple[str, ...] = MEASURES
+    directions: tuple[str, ...] = ("z", "y", "x")
+    transport_iter_limit: int = 5000
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.shape = tuple(int(s) for s in self.shape)  # type: ignore[assignment]
+        if len(self.shape) != 3 or min(self.shape) < 8:
+            raise ValueError(f"shape must be three sizes ≥ 8 (z, y, x), got {self.shape}")
+        if int(self.realizations) < 1:
+            raise ValueError(f"realizations must be ≥ 1, got {self.realizations}")
+        bad = [m for m in self.measures if m not in MEASURES]
+        if bad:
+            raise ValueError(f"unknown measures {bad}; choose from {', '.join(MEASURES)}")
+        bad = [d for d in self.directions if d not in ("z", "y", "x")]
+        if bad:
+            raise ValueError(f"directions must be z, y or x, got {bad}")
+        from .knobs import get_knob
+
+        model = self.base_model()
+        for name in self.design.knobs:
+            knob = get_knob(model, name)  # unknown names: ValueError listing the valid ones
+            for v in self.design.points[:, self.design.knobs.index(name)]:
+                knob.check(v)  # out of domain: ValueError naming the domain
+
+    def base_model(self):
+        """The base :class:`~napari_gencal.core.model.ExcursionModel`."""
+        from ..model import ExcursionModel
+
+        return ExcursionModel.from_dict(self.model)
+
+    @property
+    def tasks(self) -> list[tuple[int, int]]:
+        """Every (point, realization)."""
+        return [(p, r) for p in range(self.design.n_points) for r in range(self.realizations)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record."""
+        return {
+            "model": self.model,
+            "design": self.design.to_dict(),
+            "realizations": int(self.realizations),
+            "shape": list(self.shape),
+            "seed": int(self.seed),
+            "measures": list(self.measures),
+            "directions": list(self.directions),
+            "transport_iter_limit": int(self.transport_iter_limit),
+            "device": self.device,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any], base_dir: Path | None = None) -> SweepSpec:
+        """A spec from its YAML/JSON form: ``model`` (a path or a model dict), ``design`` (see
+        :func:`~.design.make_design`), ``realizations``, ``shape`` (one size or three), ``seed``,
+        ``measures``, ``directions``, ``device``."""
+        from ..model import ExcursionModel
+
+        model = d.get("model")
+        if isinstance(model, str):
+            path = Path(model)
+            if base_dir is not None and not path.is_absolute():
+                path = base_dir / path
+            model = ExcursionModel.load(path).to_dict()
+        elif not isinstance(model, Mapping):
+            raise ValueError("a sweep spec needs model: <path of a .gencal.json file>")
+        design = d.get("design")
+        if isinstance(design, Mapping) and "points" in design and "knobs" in design:
+            design = Design(str(design.get("kind", "grid")), tuple(design["knobs"]),
+                            np.asarray(design["points"], float), None,
+                            dict(design.get("options") or {}))  # fmt: skip
+        elif isinstance(design, Mapping):
+            design = make_design(design)
+        else:
+            raise ValueError("a sweep spec needs design: {kind: grid, ranges: {knob: [values]}}")
+        shape = d.get("shape", 128)
+        shape = (int(shape),) * 3 if np.isscalar(shape) else tuple(int(s) for s in shape)
+        known = {"model", "design", "realizations", "shape", "seed", "measures", "directions",
+                 "transport_iter_limit", "device", "extra"}  # fmt: skip
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown sweep settings {unknown}; known: {sorted(known)}")
+        return cls(
+            dict(model), design, int(d.get("realizations", 3)), shape, int(d.get("seed", 0)),
+            tuple(d.get("measures", MEASURES)), tuple(d.get("directions", ("z", "y", "x"))),
+            int(d.get("transport_iter_limit", 5000)), str(d.get("device", "cpu")),
+            dict(d.get("extra") or {}),
+        )  # fmt: skip
+
+
+def memory_per_task(spec: SweepSpec) -> int:
+    """Estimated peak bytes of one task: generation (float64 FFT buffers) plus the descriptors
+    and TauFactor on the volume (≈ 60 bytes per voxel)."""
+    from ..generate import working_memory
+
+    model = spec.base_model()
+    n = math.prod(spec.shape)
+    return int(working_memory(model, spec.shape) + 60 * n)
+
+
+def _flatten(desc: dict[str, Any], directions: Sequence[str]) -> dict[str, Any]:
+    """describe() → one flat row: ``name[label]`` and ``name[label,direction]`` columns."""
+    row: dict[str, Any] = {}
+    keys = ("volume_fraction", "specific_surface_area", "mean_chord_length",
+            "geodesic_tortuosity", "percolates", "constrictivity", "tortuosity_factor",
+            "effective_diffusivity")  # fmt: skip
+    for lab, p in desc["phases"].items():
+        for key in keys:
+            if key not in p:
+                continue
+            v = p[key]
+            if isinstance(v, dict):
+                for d in directions:
+                    if d in v:
+                        x = v[d]
+                        row[f"{key}[{lab},{d}]"] = (
+                            float(x) if isinstance(x, (int, float, np.floating)) and
+                            not isinstance(x, bool) else (bool(x) if isinstance(x, bool) else
+                                                          float("nan"))
+                        )  # fmt: skip
+            else:
+                row[f"{key}[{lab}]"] = float("nan") if v is None else float(v)
+    return row
+
+
+def evaluate(
+    model: dict[str, Any],
+    knobs: Mapping[str, float],
+    seed: int,
+    shape: Sequence[int],
+    measures: Sequence[str] = MEASURES,
+    directions: Sequence[str] = ("z", "y", "x"),
+    transport_iter_limit: int = 5000,
+    device: str = "cpu",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """One realization of the model with ``knobs`` set, measured: a flat row (runs on workers).
+
+    Returns
+    -------
+    dict
+        Timing columns (``t_generate``, ``t_descriptors``, ``t_transport``, seconds) and one
+        column per descriptor, phase and direction (``effective_diffusivity[85,z]`` …).
+    """
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    from ..descriptors import describe
+    from ..generate import generate
+    from ..model import ExcursionModel
+    from ..phases import to_indices
+    from .knobs import apply_knobs
+
+    m = apply_knobs(ExcursionModel.from_dict(model), knobs)
+    t0 = time.perf_counter()
+    labels = generate(m, tuple(int(s) for s in shape), seed=int(seed), device=device)
+    pm = m.user_phase_map
+    idx = to_indices(labels, pm) if pm is not None else labels - 1
+    t1 = time.perf_counter()
+    base = [x for x in measures if x != "transport"]
+    desc = describe(idx, pm, directions=tuple(directions), include=tuple(base),
+                    allow_absent=True)  # fmt: skip
+    t2 = time.perf_counter()
+    row = _flatten(desc, directions)
+    t3 = t2
+    if "transport" in measures:
+        tr = describe(idx, pm, directions=tuple(directions), include=("transport",),
+                      allow_absent=True, transport_options={"iter_limit": transport_iter_limit,
+                                                            "device": device})  # fmt: skip
+        row.update(_flatten(tr, directions))
+        t3 = time.perf_counter()
+    row.update({"t_generate": t1 - t0, "t_descriptors": t2 - t1, "t_transport": t3 - t2})
+    return row
+
+
+# ------------------------------------------------------------------------- the cluster
+def connect(scheduler: str | None = None, n_workers: int | None = None, timeout: float = 10.0):
+    """A ``dask.distributed`` client: to ``scheduler`` (an address) or a new LocalCluster.
+
+    The LocalCluster has ``n_workers`` (default: the CPU count) single-threaded worker processes;
+    each task sets torch to one thread, so the cores are not oversubscribed.
+
+    Raises
+    ------
+    ValueError
+        A scheduler that does not answer within ``timeout`` seconds (nothing is started).
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(
+                f"the Dask scheduler at {scheduler!r} does not answer ({exc}); check the address "
+                "(e.g. tcp://host:8786) or leave --scheduler out to use a local cluster"
+            ) from None
+    n = int(n_workers or os.cpu_count() or 1)
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                           dashboard_address=None)  # fmt: skip
+    return Client(cluster)
+
+
+def _worker_memory(client) -> int | None:
+    info = client.scheduler_info().get("workers", {})
+    limits = [w.get("memory_limit") or 0 for w in info.values()]
+    limits = [v for v in limits if v]
+    return min(limits) if limits else None
+
+
+# ------------------------------------------------------------------------- the store
+def _row_path(out: Path, p: int, r: int) -> Path:
+    return out / "rows" / f"p{p:05d}_r{r:03d}.json"
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    from ..io import atomic_write
+
+    text = json.dumps(obj, default=_json_default, allow_nan=True)
+
+    def _w(tmp: str) -> None:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+    atomic_write(path, _w, overwrite=True)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def _check_store(out: Path, spec: SweepSpec, resume: bool) -> None:
+    spec_file = out / "spec.json"
+    if spec_file.exists():
+        old = json.loads(spec_file.read_text())
+        if not resume:
+            raise ValueError(
+                f"{out} already holds a sweep; pass resume=True (--resume) to continue it, or "
+                "choose another output folder (nothing was overwritten)"
+            )
+        if old.get("spec") != json.loads(json.dumps(spec.to_dict(), default=_json_default)):
+            raise ValueError(
+                f"{out} holds a sweep with another specification; resume it with the same spec "
+                "or choose another output folder"
+            )
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out: str | os.PathLike,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    resume: bool = False,
+    progress: Callable[[int, int, dict[str, Any]], Any] | None = None,
+    retries: int = 1,
+) -> Any:
+    """Run every missing (point, realization) of ``spec`` on Dask; return the table.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    out : path
+        Result folder (created): ``spec.json``, ``rows/``, then ``table.parquet``, ``table.csv``,
+        ``summary.csv``.
+    client : distributed.Client, optional
+        An existing client (dask-jobqueue, Kubernetes, …). Default: ``scheduler`` or a new
+        LocalCluster of ``n_workers`` single-threaded processes (closed at the end).
+    resume : bool
+        Continue a sweep in ``out`` (same spec): only the missing rows are computed.
+    progress : callable, optional
+        ``progress(done, total, row)`` after every finished row.
+    retries : int
+        Times Dask reschedules a task whose worker died.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point × realization (see :func:`load_table`).
+
+    Raises
+    ------
+    ValueError
+        A folder holding another sweep, a scheduler that does not answer, or a volume that does
+        not fit a worker's memory (refused before anything starts, naming the limit).
+    """
+    from ... import __version__
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_store(out, spec, resume)
+    need = memory_per_task(spec)
+    own = client is None
+    client = client if client is not None else connect(scheduler, n_workers)
+    try:
+        limit = _worker_memory(client)
+        if limit and need > 0.9 * limit:
+            raise ValueError(
+                f"one realization of {'×'.join(map(str, spec.shape))} voxels needs about "
+                f"{need / 2**30:.1f} GiB, but a worker may use {limit / 2**30:.1f} GiB; use a "
+                f"smaller shape, fewer workers per machine (more memory each), or a cluster with "
+                "larger workers (nothing was started)"
+            )
+        import torch
+
+        meta = {
+            "spec": json.loads(json.dumps(spec.to_dict(), default=_json_default)),
+            "versions": {"napari_gencal": __version__, "torch": torch.__version__,
+                         "numpy": np.__version__},  # fmt: skip
+            "seeds": {f"{p},{r}": realization_seed(spec.seed, p, r) for p, r in spec.tasks},
+        }
+        if not (out / "spec.json").exists():
+            _write_json(out / "spec.json", meta)
+        todo = [(p, r) for p, r in spec.tasks if not _row_path(out, p, r).exists()]
+        total, done = len(spec.tasks), len(spec.tasks) - len(todo)
+        if todo:
+            from distributed import as_completed
+
+            futures = {}
+            for p, r in todo:
+                fut = client.submit(
+                    evaluate, spec.model, spec.design.point(p), realization_seed(spec.seed, p, r),
+                    spec.shape, spec.measures, spec.directions, spec.transport_iter_limit,
+                    spec.device, 1, key=f"gencal-sweep-{out.name}-{p}-{r}-{time.time_ns()}",
+                    pure=False, retries=retries,
+                )  # fmt: skip
+                futures[fut] = (p, r)
+            for fut in as_completed(futures):
+                p, r = futures[fut]
+                base = {"point": p, "realization": r, "seed": realization_seed(spec.seed, p, r),
+                        **spec.design.point(p)}  # fmt: skip
+                try:
+                    row = {**base, **fut.result(), "error": ""}
+                except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
+                    msg = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                    row = {**base, "error": msg}
+                _write_json(_row_path(out, p, r), row)
+                done += 1
+                if progress is not None:
+                    progress(done, total, row)
+    finally:
+        if own:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    table = load_table(out)
+    _write_outputs(out, table, spec)
+    return table
+
+
+def load_table(out: str | os.PathLike):
+    """The rows stored in a sweep folder as a DataFrame (sorted by point, realization)."""
+    import pandas as pd
+
+    rows = [json.loads(p.read_text()) for p in sorted(Path(out, "rows").glob("p*_r*.json"))]
+    if not rows:
+        return pd.DataFrame(columns=["point", "realization", "seed", "error"])
+    df = pd.DataFrame(rows).sort_values(["point", "realization"]).reset_index(drop=True)
+    return df
+
+
+def summarize(table, knobs: Sequence[str]):
+    """Per-point means, standard deviations and 95 % confidence intervals (Student t) of every
+    numeric column, over the realizations without error."""
+    import pandas as pd
+    from scipy import stats
+
+    ok = table[table.get("error", "").fillna("") == ""] if "error" in table else table
+    skip = {"point", "realization", "seed", *knobs}
+    cols = [c for c in ok.columns if c not in skip and pd.api.types.is_numeric_dtype(ok[c])]
+    out = []
+    for p, g in ok.groupby("point"):
+        row = {"point": p, **{k: g[k].iloc[0] for k in knobs}, "n": len(g)}
+        for c in cols:
+            x = g[c].astype(float).to_numpy()
+            x = x[np.isfinite(x)]
+            mean = float(np.mean(x)) if x.size else float("nan")
+            sd = float(np.std(x, ddof=1)) if x.size > 1 else float("nan")
+            half = float(stats.t.ppf(0.975, x.size - 1) * sd / math.sqrt(x.size)) if x.size > 1 \
+                else float("nan")  # fmt: skip
+            row.update({f"{c}:mean": mean, f"{c}:sd": sd, f"{c}:ci95": half})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _write_outputs(out: Path, table, spec: SweepSpec) -> None:
+    from ..io import atomic_write
+
+    def write(name: str, fn) -> None:
+        atomic_write(out / name, fn, overwrite=True)
+
+    write("table.csv", lambda tmp: table.to_csv(tmp, index=False))
+    try:
+        write("table.parquet", lambda tmp: table.to_parquet(tmp, index=False))
+    except ImportError:  # pragma: no cover - pyarrow missing: CSV only
+        pass
+    summary = summarize(table, spec.design.knobs)
+    write("summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
