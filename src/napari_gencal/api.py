@@ -40,6 +40,7 @@ __all__ = [
     "generate",
     "generate_sections",
     "compare",
+    "sweep",
     "LabelImage",
     "PhaseMap",
 ]
@@ -254,3 +255,88 @@ def compare(
     elif isinstance(other, str | os.PathLike | np.ndarray):
         other = _as_label_image(other, d.phase_map)
     return compare_images(d, other, **options)
+
+
+def sweep(
+    model: ExcursionModel | str | os.PathLike,
+    knobs: dict[str, Sequence[float]] | None = None,
+    *,
+    design: Any = None,
+    realizations: int = 3,
+    shape: int | Sequence[int] = 128,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    transport: bool = True,
+    client: Any = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    resume: bool = False,
+    progress: bool | Callable[[int, int, dict], Any] = True,
+) -> Any:
+    """Virtual materials testing: vary knobs of a model, measure every realization (Dask).
+
+    Parameters
+    ----------
+    model : ExcursionModel or path
+        The calibrated twin.
+    knobs : dict, optional
+        Knob → values, for a grid (e.g. ``{"vf:85": [0.3, 0.4], "length_scale": [0.8, 1.2]}``);
+        see :func:`napari_gencal.core.sweep.knobs_of` for the names.
+    design : Design or dict, optional
+        Instead of ``knobs``: a design (``core.sweep.sobol(...)``, or its dict form with ``kind``
+        grid / oat / lhs / sobol / morris).
+    realizations, shape, seed
+        Realizations per point, volume shape (one edge or three), the sweep seed.
+    out : path, optional
+        Result folder (default: a new temporary folder); ``resume=True`` continues one.
+    transport : bool
+        Also TauFactor's tortuosity factor and D_eff/D_0 (slower).
+    client, scheduler, n_workers
+        An existing ``dask.distributed`` client, a scheduler address, or the number of workers
+        of a new LocalCluster (default: the CPU count).
+    progress : bool or callable
+        A progress bar (tqdm, also in Jupyter) or ``progress(done, total, row)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point × realization: the knobs, the seed, every descriptor per phase and
+        direction, timings, ``error``. ``df.attrs["out"]`` is the result folder.
+    """
+    import tempfile
+
+    from .core.sweep import SweepSpec, grid, make_design
+    from .core.sweep.run import MEASURES, run_sweep
+
+    m = load_model(model) if isinstance(model, str | os.PathLike) else model
+    if design is None:
+        if not knobs:
+            raise ValueError("give knobs={name: [values]} or a design")
+        design = grid(knobs)
+    elif isinstance(design, dict):
+        design = make_design(design)
+    shp = (int(shape),) * 3 if np.isscalar(shape) else tuple(int(s) for s in shape)
+    measures = tuple(x for x in MEASURES if transport or x != "transport")
+    spec = SweepSpec(m.to_dict(), design, int(realizations), shp, int(seed), measures)
+    folder = out if out is not None else tempfile.mkdtemp(prefix="gencal-sweep-")
+    cb = progress if callable(progress) else None
+    bar = None
+    if progress is True:
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(spec.tasks), desc="sweep")
+
+            def cb(done, total, row):  # noqa: F811 - the bar's callback
+                bar.n = done
+                bar.refresh()
+        except ImportError:  # pragma: no cover - no tqdm: no bar
+            cb = None
+    try:
+        table = run_sweep(spec, folder, client=client, scheduler=scheduler, n_workers=n_workers,
+                          resume=resume, progress=cb)  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    table.attrs["out"] = str(folder)
+    return table
