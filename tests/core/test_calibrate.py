@@ -89,11 +89,11 @@ def test_config_validation_and_presets():
     for name in ("minutes", "default"):
         c = CalibrationConfig.preset(name)
         assert c.window is None and c.m is None and c.r_max is None and c.working_factor is None
-    # patience=None follows the time budget: all of it (a time-limited run uses its time).
+    # patience=None: a time-limited run uses its whole budget; without one, 500 epochs.
     assert q.patience is None
-    assert q.patience_epochs(epoch_seconds=2.0, time_limit=300.0) == 150
-    assert q.patience_epochs(epoch_seconds=20.0, time_limit=300.0) == 15
+    assert q.patience_epochs(epoch_seconds=2.0, time_limit=300.0) == math.inf
     assert q.patience_epochs(epoch_seconds=2.0, time_limit=None) == 500
+    assert q.replace(patience=40).patience_epochs(2.0, 300.0) == 40
     with pytest.raises(ValueError, match="working_factor"):
         CalibrationConfig(working_factor=0)
     d = CalibrationConfig().to_dict()

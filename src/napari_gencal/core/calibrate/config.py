@@ -92,10 +92,8 @@ class CalibrationConfig:
     early_stop_start : int
         Track the best parameters from this epoch on.
     patience : int or None
-        Stop after ``patience`` epochs without a better volume-fraction + surface-area score.
-        None: :data:`PATIENCE_SHARE` of the time budget (at least :data:`MIN_PATIENCE` epochs),
-        whatever an epoch costs on this data — the whole budget: a time-limited run uses its
-        time; 500 epochs without a time budget.
+        Stop after ``patience`` epochs without a better evaluation score. None: a time-limited
+        run uses its whole budget (no early stopping); 500 epochs without a time budget.
     max_epochs : int
         Hard epoch limit.
     time_limit : float or None
@@ -250,7 +248,7 @@ class CalibrationConfig:
         """Algorithms 2 and 3 train a discriminator."""
         return self.algorithm in (2, 3)
 
-    def patience_epochs(self, epoch_seconds: float | None, time_limit: float | None) -> int:
+    def patience_epochs(self, epoch_seconds: float | None, time_limit: float | None) -> float:
         """Epochs without improvement that end a run (see ``patience``).
 
         ``time_limit``: the budget of the current stage (seconds); ``epoch_seconds``: what an epoch
@@ -258,9 +256,12 @@ class CalibrationConfig:
         """
         if self.patience is not None:
             return int(self.patience)
-        if time_limit is None or not epoch_seconds:
+        if time_limit is None:
             return 500
-        return max(MIN_PATIENCE, math.ceil(PATIENCE_SHARE * time_limit / epoch_seconds))
+        # A time-limited run uses its time: improvements come in bursts minutes apart, and an
+        # epoch count derived from the current step cost would shrink whenever the machine is
+        # busy (a loaded machine stopped SEM_hr_input.tif after 2.3 of its 5 minutes).
+        return math.inf
 
     def replace(self, **changes: Any) -> CalibrationConfig:
         """A copy with some fields changed (validated)."""
@@ -300,11 +301,6 @@ class CalibrationConfig:
         return cls(**{**PRESETS[name], **changes})
 
 
-#: Share of the time budget without a better evaluation that ends a run (``patience=None``): the
-#: whole budget, i.e. a time-limited run uses its time — improvements come in bursts minutes apart.
-PATIENCE_SHARE = 1.0
-#: Fewest epochs of patience when it follows the time budget.
-MIN_PATIENCE = 15
 
 #: Named budgets. "minutes" trades the method's batch and patience for minutes on a laptop CPU
 #: (the front ends' default); "paper" is the paper's budget (hours; GPU recommended). None of them
