@@ -8,6 +8,8 @@
 * :func:`get_model_reader` — ``*.gencal.json`` model files: the model is added to the session (the
   generator and compare widgets offer it) and a small preview section opens as a Labels layer
   ``"<name> preview"`` with the model in its metadata.
+* :func:`get_zarr_reader` — ``*.zarr`` twins written by ``gencal generate --out twin.zarr``: a
+  lazy Labels layer (dask; napari reads only the chunks it shows), display-coded chunk by chunk.
 
 This module imports neither torch nor Qt at import time.
 """
@@ -22,7 +24,14 @@ from typing import Any
 
 from ._widgets._layers import MAX_LABEL_VALUES, distinct_values, labels_layer_tuple
 
-__all__ = ["get_reader", "get_model_reader", "read_label_layers", "read_model_layers", "SIDECAR"]
+__all__ = [
+    "get_reader",
+    "get_model_reader",
+    "get_zarr_reader",
+    "read_label_layers",
+    "read_model_layers",
+    "SIDECAR",
+]
 
 _SUFFIXES = (".tif", ".tiff", ".png", ".npy")
 #: Sidecar written next to a saved TIFF: ``<file>.tif`` → ``<file>.tif.json`` (never
@@ -199,3 +208,61 @@ def _preview_section(model: Any, size: int, seed: int = 0) -> Any:
         out = gen.generate_sections(model, 1, size, seed=seed, device="cpu")
         return np.asarray(out)[0]
     return np.asarray(gen.generate(model, (1, size, size), seed=seed, device="cpu"))[0]
+
+
+def get_zarr_reader(path: str | list[str]) -> Callable[[Any], LayerData] | None:
+    """Return a reader for a zarr twin (a ``.zarr`` folder written by napari-gencal), or None."""
+    single = _single_path(path)
+    if single is None:
+        return None
+    p = Path(single)
+    if not (p.is_dir() and p.name.lower().endswith(".zarr")):
+        return None
+    try:
+        from .core.outofcore import open_zarr_twin
+
+        arr, attrs = open_zarr_twin(p)
+    except Exception:  # noqa: BLE001 - not a zarr array of ours: let another reader try
+        return None
+    if attrs.get("napari_gencal") != "twin" or arr.ndim not in (2, 3):
+        return None
+
+    def _reader(_path: Any) -> LayerData:
+        return [_lazy_twin_layer(arr, attrs, p)]
+
+    return _reader
+
+
+def _lazy_twin_layer(arr: Any, attrs: dict[str, Any], p: Path) -> tuple:
+    """Display codes 1..k computed chunk by chunk (nothing is read before napari asks)."""
+    import numpy as np
+
+    from ._widgets._layers import phase_colormap
+
+    labels = [int(v) for v in attrs.get("phase_labels") or []]
+    if not labels:
+        raise ValueError(f"{p} holds no phase labels; it was not written by napari-gencal")
+    lut = np.zeros(max(labels) + 1, dtype=np.uint8)
+    for i, v in enumerate(labels):
+        lut[v] = i + 1
+    codes = arr.map_blocks(lambda b: lut[b], dtype=np.uint8)
+    vs = attrs.get("voxel_size")
+    model = attrs.get("model") or {}
+    meta = {
+        "gencal": {
+            "phase_map": labels,
+            "phase_names": None,
+            "voxel_size": vs,
+            "unit": model.get("unit"),
+            "source": str(p),
+            "kind": "generated",
+            "model": model,
+            "seed": attrs.get("seed"),
+            "lazy": True,
+        }
+    }
+    kwargs: dict[str, Any] = {"name": p.name[: -len(".zarr")], "metadata": meta,
+                              "colormap": phase_colormap(len(labels))}  # fmt: skip
+    if vs is not None and len(vs) == codes.ndim:
+        kwargs["scale"] = tuple(float(v) for v in vs)
+    return codes, kwargs, "labels"

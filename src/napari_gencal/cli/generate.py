@@ -26,7 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="output size: Z Y X for a volume, Y X for a planar section",
     )
-    p.add_argument("--out", required=True, help="output TIFF")
+    p.add_argument(
+        "--out", required=True,
+        help="output TIFF, or a .zarr folder: written chunk by chunk in parallel (twins larger "
+        "than memory; identical voxels)",
+    )  # fmt: skip
+    p.add_argument(
+        "--workers", type=int,
+        help="with .zarr: threads generating chunks at once (default: the cores); peak memory ≈ "
+        "workers × one chunk's working memory",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
     p.add_argument(
@@ -67,6 +76,24 @@ def run(args: argparse.Namespace) -> int:
         # Check before the (possibly long) generation, not after.
         raise FileExistsError(f"{out} already exists; choose another name or pass --overwrite")
     model = ExcursionModel.load(args.model)
+    if out.name.lower().endswith(".zarr"):
+        from ..core.outofcore import DEFAULT_CHUNK, generate_to_zarr
+
+        if len(args.shape) != 3:
+            raise CLIError("a .zarr twin is a 3D volume: give --shape Z Y X")
+        if args.periodic:
+            raise CLIError("a .zarr twin is generated in chunks, which cannot be periodic")
+        ch = args.chunks[0] if args.chunks and len(args.chunks) == 1 else (
+            tuple(args.chunks) if args.chunks else DEFAULT_CHUNK
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        device = "cpu" if args.device == "auto" else args.device
+        generate_to_zarr(model, tuple(args.shape), out, seed=args.seed, chunks=ch,
+                         overwrite=args.overwrite, device=device, num_workers=args.workers)  # fmt: skip
+        if not args.quiet:
+            print(f"wrote {out} ({'×'.join(map(str, args.shape))} voxels in chunks of {ch}, "
+                  f"{time.perf_counter() - t0:.1f} s)")  # fmt: skip
+        return 0
     chunks: object = "auto"
     if args.chunks == [0]:
         chunks = None
