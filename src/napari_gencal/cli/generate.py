@@ -88,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         t0 = time.perf_counter()
         device = "cpu" if args.device == "auto" else args.device
-        generate_to_zarr(model, tuple(args.shape), out, seed=args.seed, chunks=ch,
-                         overwrite=args.overwrite, device=device, num_workers=args.workers)  # fmt: skip
+        generate_to_zarr(
+            model, tuple(args.shape), out, seed=args.seed, chunks=ch,
+            overwrite=args.overwrite, device=device, num_workers=args.workers,
+        )  # fmt: skip
         if not args.quiet:
             print(f"wrote {out} ({'×'.join(map(str, args.shape))} voxels in chunks of {ch}, "
                   f"{time.perf_counter() - t0:.1f} s)")  # fmt: skip
