@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["TPPFWidget", "CalibrationWidget", "GeneratorWidget", "CompareWidget"]
+__all__ = ["TPPFWidget", "CalibrationWidget", "GeneratorWidget", "CompareWidget", "SweepWidget"]
 
 _WHERE = {
     "TPPFWidget": "._tppf",
     "CalibrationWidget": "._calibration",
     "GeneratorWidget": "._generator",
     "CompareWidget": "._compare",
+    "SweepWidget": "._sweep",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._calibration import CalibrationWidget
     from ._compare import CompareWidget
     from ._generator import GeneratorWidget
+    from ._sweep import SweepWidget
     from ._tppf import TPPFWidget
 
 
