@@ -82,8 +82,10 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_rows(model, client, 
     more = []
     with pytest.raises(ValueError, match="resume=True"):
         run_sweep(spec(model), out, client=client)  # no silent overwrite
-    table = run_sweep(spec(model), out, client=client, resume=True,
-                      progress=lambda d, t, r: more.append((r["point"], r["realization"])))  # fmt: skip
+    def note(done, total, row):
+        more.append((row["point"], row["realization"]))
+
+    table = run_sweep(spec(model), out, client=client, resume=True, progress=note)
     assert len(more) == 2 and not set(more) & first  # only the missing ones ran
     assert {p.name: p.stat().st_mtime_ns for p in (out / "rows").iterdir() if p.name in stamps} \
         == stamps  # fmt: skip

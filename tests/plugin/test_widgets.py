@@ -446,3 +446,46 @@ def test_generated_layer_renders_in_a_shown_viewer(make_napari_viewer, qtbot):
     coloured = (rgb.max(axis=-1) > 40).mean()  # dark theme canvas is black; phases are bright
     assert coloured > 0.2, f"only {coloured:.0%} of the canvas shows the generated layer"
     assert len(np.unique(rgb.reshape(-1, 3), axis=0)) >= 3  # at least the phase colours
+
+
+# -- sweep -------------------------------------------------------------------------------------
+
+
+def test_sweep_widget_runs_plots_and_opens_a_realization(viewer, qtbot):
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+
+    from napari_gencal._widgets import SweepWidget
+    from napari_gencal._widgets._sweep import realization_of
+    from napari_gencal.core.model import ExcursionModel
+    from napari_gencal.core.phases import PhaseMap
+
+    model = ExcursionModel.default(
+        "high", m=3, fractions=[0.45, 0.35, 0.20], width=1.2, phase_map=PhaseMap((0, 85, 170))
+    )
+    session.add("sweepable", model, source="test")
+    w = SweepWidget(viewer)
+    w.model_combo.setCurrentText("sweepable")
+    w.knob.setCurrentText("vf:0")
+    w.lo.setValue(0.3)
+    w.hi.setValue(0.5)
+    w.points.setValue(2)
+    w.realizations.setValue(1)
+    w.size.setValue(20)
+    w.transport.setChecked(False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cl, Client(cl) as c:  # fmt: skip
+        w.client = c
+        assert w.run() is not None
+        _wait_done(qtbot, w)
+        qtbot.waitUntil(lambda: w.table is not None, timeout=TIMEOUT)
+    assert len(w.table) == 2 and (w.table["error"] == "").all()
+    assert w.y_combo.count() > 0 and w.canvas.ax.get_xlabel() == "vf:0"
+    layer = w.open_realization(1)
+    point, _, seed, value = w._picks[1]
+    codes = np.asarray(layer.data)
+    labels = np.asarray(layer.metadata["gencal"]["phase_map"])[codes - 1]
+    np.testing.assert_array_equal(labels, realization_of(model, "vf:0", value, seed, 20))
+    # bad input: a range outside the knob's domain is refused with a message, nothing starts
+    w.hi.setValue(1.5)
+    assert w.run() is None and "outside its domain" in w.message.text()

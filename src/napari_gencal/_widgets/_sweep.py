@@ -33,7 +33,7 @@ __all__ = ["SweepWidget", "sweep_job", "realization_of"]
 
 def sweep_job(
     model: Any, knob: str, values: list[float], realizations: int, size: int,
-    transport: bool, out: str, n_workers: int | None,
+    transport: bool, out: str, n_workers: int | None, client: Any = None,
 ) -> Iterator[dict[str, Any]]:  # fmt: skip
     """Worker body: run the sweep, stream progress, return the table."""
     from queue import Empty, SimpleQueue
@@ -49,7 +49,7 @@ def sweep_job(
 
     def run() -> None:
         try:
-            result["table"] = run_sweep(spec, out, n_workers=n_workers,
+            result["table"] = run_sweep(spec, out, n_workers=n_workers, client=client,
                                         progress=lambda d, t, r: q.put((d, t)))  # fmt: skip
         except BaseException as exc:  # noqa: BLE001 - handed to the GUI thread below
             result["error"] = exc
@@ -93,6 +93,8 @@ class SweepWidget(GencalWidget):
         super().__init__(napari_viewer, parent)
         self.table = None
         self.spec = None
+        #: An existing ``dask.distributed`` client to run on (None: a new LocalCluster per sweep).
+        self.client: Any = None
         form = QFormLayout()
         self.model_combo = QComboBox()
         self.model_combo.currentIndexChanged.connect(lambda *_: self._on_model())
@@ -205,7 +207,7 @@ class SweepWidget(GencalWidget):
         w = self.make_worker(
             sweep_job, m, self.knob.currentText(), vals, int(self.realizations.value()),
             int(self.size.value()), self.transport.isChecked(), out,
-            int(self.workers.value()) or None,
+            int(self.workers.value()) or None, self.client,
             _progress={"desc": "GenCal sweep", "total": 0},
         )  # fmt: skip
         w.yielded.connect(self._on_progress)
