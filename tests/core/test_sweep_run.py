@@ -33,7 +33,7 @@ def client():
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                           dashboard_address=None)  # fmt: skip
+                           dashboard_address=":0")  # fmt: skip
     c = Client(cluster)
     yield c
     c.close()
@@ -114,7 +114,7 @@ def test_bad_input_is_refused_before_anything_starts(model, tmp_path):
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, memory_limit="64MB",
-                      dashboard_address=None) as cl, Client(cl) as c:  # fmt: skip
+                      dashboard_address=":0") as cl, Client(cl) as c:  # fmt: skip
         with pytest.raises(ValueError, match=r"worker may use 0\.1 GiB"):
             run_sweep(spec(model, shape=(160, 160, 160)), tmp_path / "m", client=c)
     assert not (tmp_path / "m" / "rows").exists()
@@ -142,14 +142,17 @@ def test_a_multi_process_cluster_survives_a_lost_worker(model, tmp_path):
 
     s = spec(model, values=(0.3, 0.35, 0.4, 0.45), shape=(32, 32, 32))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cl, Client(cl) as c:  # fmt: skip
+                      dashboard_address=":0") as cl, Client(cl) as c:  # fmt: skip
         killed = []
 
         def kill_one(done, total, row):
-            if not killed:
+            if not killed:  # SIGKILL one worker process: its running task is lost with it
+                import signal
+
                 addr = sorted(c.scheduler_info()["workers"])[0]
-                c.run(os._exit, 1, workers=[addr], wait=False)
-                killed.append(addr)
+                pid = c.run(os.getpid, workers=[addr])[addr]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
 
         table = run_sweep(s, tmp_path / "k", client=c, progress=kill_one)
     assert killed

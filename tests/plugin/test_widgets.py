@@ -474,7 +474,7 @@ def test_sweep_widget_runs_plots_and_opens_a_realization(viewer, qtbot):
     w.size.setValue(20)
     w.transport.setChecked(False)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cl, Client(cl) as c:  # fmt: skip
+                      dashboard_address=":0") as cl, Client(cl) as c:  # fmt: skip
         w.client = c
         assert w.run() is not None
         _wait_done(qtbot, w)

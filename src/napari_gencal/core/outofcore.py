@@ -119,6 +119,7 @@ def generate_to_zarr(
         The store. Its attributes hold the model, seed, chunks, phase labels and voxel size.
     """
     import dask
+    import dask.array as da
     import zarr
 
     p = Path(path)
@@ -135,11 +136,12 @@ def generate_to_zarr(
             "phase_labels": None if model.phase_map is None else list(model.phase_map.labels),
             "voxel_size": None if model.voxel_size is None else list(model.voxel_size),
         })  # fmt: skip
+        # Each dask chunk is one zarr chunk: stored in place, no lock, no rechunking.
         if client is not None:
-            arr.to_zarr(z, compute=True)
+            da.store(arr, z, lock=False, compute=True)
         else:
             with dask.config.set(scheduler="threads", num_workers=num_workers):
-                arr.to_zarr(z, compute=True)
+                da.store(arr, z, lock=False, compute=True)
         if p.exists():
             shutil.rmtree(p)
         os.replace(store, p)

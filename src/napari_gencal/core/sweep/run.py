@@ -288,7 +288,7 @@ def connect(scheduler: str | None = None, n_workers: int | None = None, timeout:
             ) from None
     n = int(n_workers or os.cpu_count() or 1)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=None)  # fmt: skip
+                           dashboard_address=":0")  # fmt: skip
     return Client(cluster)
 
 
