@@ -118,10 +118,10 @@ class SweepWidget(GencalWidget):
         self.size.setRange(16, 1024)
         self.size.setValue(96)
         form.addRow("Volume edge (voxels)", self.size)
-        self.workers = QSpinBox()
-        self.workers.setRange(0, 256)
-        self.workers.setSpecialValueText("all cores")
-        form.addRow("Dask workers", self.workers)
+        self.n_workers = QSpinBox()
+        self.n_workers.setRange(0, 256)
+        self.n_workers.setSpecialValueText("all cores")
+        form.addRow("Dask workers", self.n_workers)
         self.transport = QCheckBox("effective transport (TauFactor; slower)")
         self.transport.setChecked(True)
         form.addRow(self.transport)
@@ -207,7 +207,7 @@ class SweepWidget(GencalWidget):
         w = self.make_worker(
             sweep_job, m, self.knob.currentText(), vals, int(self.realizations.value()),
             int(self.size.value()), self.transport.isChecked(), out,
-            int(self.workers.value()) or None, self.client,
+            int(self.n_workers.value()) or None, self.client,
             _progress={"desc": "GenCal sweep", "total": 0},
         )  # fmt: skip
         w.yielded.connect(self._on_progress)
