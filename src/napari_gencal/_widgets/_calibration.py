@@ -97,7 +97,7 @@ def calibration_job(
                 "verdict": None}  # fmt: skip
     pipe = CalibrationPipeline(data, config)
     for note in pipe.notes:  # settings, phase order, data warnings: shown in napari
-        known = note.startswith(("settings from", "phase order"))
+        known = note.startswith(("settings from", "phase order", "section axis"))
         yield {"kind": "note" if known else "warning", "text": note}
     holder["cal"] = pipe
     if holder.get("cancelled"):

@@ -159,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
         file=log,
     )
     for note in pipe.notes:  # one readable line each, not Python's file:line warning format
-        prefix = "" if note.startswith(("settings from", "phase order")) else "warning: "
+        told = note.startswith(("settings from", "phase order", "section axis"))
+        prefix = "" if told else "warning: "
         print(f"{prefix}{note}", file=log)
     try:
         follow(pipe, log, quiet=args.quiet)

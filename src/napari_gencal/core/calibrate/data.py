@@ -102,8 +102,9 @@ def choose_axis(volume: np.ndarray, k: int) -> tuple[int, str]:
     if aniso[0] <= PLANE_ISOTROPY or not aniso[best] < 0.5 * aniso[0]:
         return 0, ""
     return best, (
-        f"sections normal to {names[best]}: their two directions' mean chords differ by "
-        f"{100 * aniso[best]:.0f} % at most, those of the x–y planes by {100 * aniso[0]:.0f} %; "
+        f"section axis: {names[best]} — sections normal to it have two directions whose mean "
+        f"chords differ by "
+        f"{100 * aniso[best]:.0f} % at most, the x–y planes' by {100 * aniso[0]:.0f} %; "
         f"the model is isotropic in its sections and stretched along {names[best]} "
         f"(--axis z to use the x–y planes anyway)"
     )
