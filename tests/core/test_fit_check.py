@@ -116,3 +116,18 @@ def test_3d_check_sees_a_wrong_anisotropy():
     z_rows = [r for r in flat.rows if r.get("direction") == "z" and not r["ok"]]
     assert z_rows and all(r["error"] < -0.2 for r in z_rows)  # z chords too short without b
     assert "volume" in flat.line
+
+
+def test_block_data_are_judged_one_pixel_per_block():
+    # Nearest-neighbour up-sampled sections (2×2 blocks) and the model at length scale 2: judged
+    # on one pixel per block, they are the original data and the original model.
+    good = truth(2.0)
+    data = to_indices(generate_sections(good, 4, 128, seed=1, device="cpu"), PM)
+    up = np.repeat(np.repeat(data, 2, axis=1), 2, axis=2)
+    twin = good.copy(length_scale=2.0)
+    v = check_fit(twin, up, n_sections=6, seed=3, blocks=2)
+    ref = check_fit(good, data, n_sections=6, seed=3)
+    assert v.fits, v.table()
+    assert "one pixel per 2×2 block" in v.what
+    assert [r["data"] for r in v.rows] == pytest.approx([r["data"] for r in ref.rows])
+    assert [r["model"] for r in v.rows] == pytest.approx([r["model"] for r in ref.rows])

@@ -336,6 +336,8 @@ class CalibrationPipeline:
                 None if self.data.volume is None else self.order.apply(self.data.volume),
                 seed=self.config.seed + 4242,
                 device=str(self.engine.device),
+                blocks=self.plan.factor if self.plan.blocks else 1,
+                offset=self.plan.offset,
             )
             final = final.copy(metadata=dict(final.metadata, verdict=self.verdict.to_dict()))
             self.models[self.final_kind] = final

@@ -329,6 +329,9 @@ class Plan:
         Why each value, in words.
     warnings : list of str
         What the user should know about the data (too small, not settled…).
+    blocks : bool
+        The images are made of ``factor``×``factor`` blocks (nearest-neighbour up-sampled): they
+        hold no detail below that, and their staircase boundaries are the blocks'.
     """
 
     factor: int
@@ -341,6 +344,7 @@ class Plan:
     section_size: int
     reasons: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    blocks: bool = False
 
     def summary(self) -> str:
         """One line for logs."""
@@ -359,6 +363,7 @@ class Plan:
             "m": self.m,
             "window": self.window,
             "section_size": self.section_size,
+            "blocks": self.blocks,
             "native": self.native.to_dict(),
             "working": self.work.to_dict(),
             "reasons": dict(self.reasons),
@@ -479,5 +484,7 @@ def plan_calibration(sections: np.ndarray, k: int, config: Any) -> tuple[Plan, n
             f"correlation ranges), in {list(WINDOW_RANGE)}, within the images"
         )
     section_size = max(window, 8 * math.ceil(4 * r_max / 8))
-    plan = Plan(f, offset, native, work, r_max, m, window, section_size, reasons, warnings_)
+    blocks = f > 1 and "blocks" in reasons["factor"]
+    plan = Plan(f, offset, native, work, r_max, m, window, section_size, reasons, warnings_,
+                blocks)  # fmt: skip
     return plan, work_sections
