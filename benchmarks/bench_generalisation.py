@@ -280,6 +280,10 @@ def main() -> None:
     p.add_argument("names", nargs="*", help=f"cases to run (default all): {', '.join(CASES)}")
     p.add_argument("--out", default="/tmp/gencal-generalisation", help="results folder")
     p.add_argument("--table", action="store_true", help="print the table of stored results")
+    p.add_argument(
+        "--evaluate-only", action="store_true",
+        help="judge the stored model files again (after a change of this script's evaluation)",
+    )  # fmt: skip
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -288,7 +292,14 @@ def main() -> None:
         if unknown:
             raise SystemExit(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
         for name in args.names or list(CASES):
-            run_case(name, out)
+            if args.evaluate_only:
+                f = out / f"{name}.json"
+                res = json.loads(f.read_text())
+                res.update(evaluate(name, out / f"{name}.gencal.json", _input_file(name, out)))
+                f.write_text(json.dumps(res, indent=1, default=float))
+                print(summary_line(res), flush=True)
+            else:
+                run_case(name, out)
     text = table(out) + "\n\n" + details(out)
     (out / "table.md").write_text(text)
     print(text)
