@@ -614,6 +614,18 @@ class Calibration:
             group["lr"] = lr
 
     # ------------------------------------------------------------------ evaluation
+    def keep_current_as_best(self) -> float:
+        """Evaluate the current parameters and keep them as the best so far (e.g. a warm start
+        from a trial fit: the run can then only end with something at least as good by the
+        evaluation). Returns the score."""
+        candidate = self._candidate()
+        ev = self.evaluate(candidate)
+        self.last_eval = ev
+        self.best_score = ev["score"]
+        self.best_state = {k: v.detach().clone() for k, v in candidate.state_dict().items()}
+        self.epochs_since_best = 0
+        return float(ev["score"])
+
     def _candidate(self) -> torch.nn.Module:
         """The parameters an evaluation judges and early stopping keeps.
 

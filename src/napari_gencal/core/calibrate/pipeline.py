@@ -228,6 +228,8 @@ class CalibrationPipeline:
         trial = self._trial_engines.get(self.order.perm) if self.resume is None else None
         init = trial.best_model if trial is not None else None
         self.engine, msgs = self._make_engine(self.order.perm, cfg, self.resume, init)
+        if init is not None:
+            self.engine.keep_current_as_best()
         for m in msgs:
             if m not in self.notes:
                 self.notes.append(m)
