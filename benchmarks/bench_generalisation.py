@@ -5,8 +5,9 @@ naming the labels and nothing else (the stress variants change the data, the lab
 seed, nothing more) — timed as a whole process on this machine. The twin is then judged here,
 independently of the verdict the command stored: hard realizations against the data.
 
-* 2D data: 10 generated sections of the data's size; VF, S_V and the mean chord per phase
-  (averaged over y and x, and per direction for information).
+* 2D data: generated sections of the data's size (four 1024² images' worth, 10 … 64); VF, S_V
+  and the mean chord per phase (averaged over y and x where the data's own y and x differ by
+  more than 3 %, else per direction).
 * 3D data: a generated volume (the model's anisotropy applied; each side the data's, capped) vs
   the data volume: VF, S_V, mean chords along z, y and x — per direction where the data's own two
   in-plane directions agree within 3 %, else their mean.
@@ -141,11 +142,12 @@ def evaluate(name: str, model_path: Path, image_path: Path) -> dict:
     if kind == "2d":
         sec = idx if idx.ndim == 3 else idx[None]
         size = min(min(sec.shape[1:]), 1024)
-        gen = generate_sections(coarse.copy(anisotropy=1.0), 10, size, seed=99, device="cpu")
+        n = int(min(64, max(10, -(-4 * 1024**2 // size**2))))  # four 1024² images' worth
+        gen = generate_sections(coarse.copy(anisotropy=1.0), n, size, seed=99, device="cpu")
         d_data = _describe(sec, pm, True)
         d_model = _describe(to_indices(gen, pm), pm, True)
         data_shape = f"{sec.shape[1]}×{sec.shape[2]}"
-        out["compared"] = f"10 generated sections of {size}² vs the {data_shape} data{at}"
+        out["compared"] = f"{n} generated sections of {size}² vs the {data_shape} data{at}"
         out["rows"] = _rows(d_data, d_model, ("y", "x"), ("y", "x"))
     else:
         shape = tuple(min(s, 256) for s in idx.shape)

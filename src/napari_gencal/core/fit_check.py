@@ -331,7 +331,7 @@ def check_fit(
     sections: np.ndarray,
     volume: np.ndarray | None = None,
     *,
-    n_sections: int = 10,
+    n_sections: int | None = None,
     max_section: int = 1024,
     max_volume: int = 256,
     seed: int = 12345,
@@ -352,8 +352,10 @@ def check_fit(
         anisotropy) of the same shape, each side capped at ``max_volume``, is compared with it
         (with its central crop of at most 320 voxels per side, for large stacks), chords along
         z, y and x.
-    n_sections : int
+    n_sections : int, optional
         Generated sections (each of the data's smaller side, capped at ``max_section``).
+        Default: as many as hold four 1024² images (10 … 64), so that the model's side of the
+        comparison is not noisier for small images.
     seed : int
         Seed of the realizations (fixed: the verdict of a model file is reproducible).
     device : str
@@ -391,6 +393,8 @@ def check_fit(
         sec = sec[np.sort(pick)]
     include = ("volume_fraction", "specific_surface_area", "mean_chord_length")
     size = int(min(max_section, min(sec.shape[1:])))
+    if n_sections is None:
+        n_sections = int(min(64, max(10, math.ceil(4 * 1024**2 / size**2))))
     # Sections are x–y planes of the isotropic model (the calibration's view) at the final scale;
     # with blocks, at one pixel per block: the model at length scale s / f has exactly the law of
     # its full-resolution realizations sampled every f-th pixel.
