@@ -41,6 +41,7 @@ __all__ = [
     "generate_sections",
     "compare",
     "sweep",
+    "fuse",
     "LabelImage",
     "PhaseMap",
 ]
@@ -340,3 +341,105 @@ def sweep(
             bar.close()
     table.attrs["out"] = str(folder)
     return table
+
+
+def fuse(
+    model: ExcursionModel | str | os.PathLike,
+    scan: ImageLike,
+    scale: int | Sequence[int] | None = None,
+    mapping: str | dict[Any, Any] | None = None,
+    *,
+    seed: int = 0,
+    draws: int = 1,
+    chunks: int | Sequence[int] | None = None,
+    client: Any = None,
+    device: str = "auto",
+    progress: Callable[[dict], Any] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    **settings: Any,
+) -> Any:
+    """A high-resolution 3D twin conditioned on a low-resolution 3D scan (the SuperRes setting).
+
+    Parameters
+    ----------
+    model : ExcursionModel or path
+        Calibrated at the high resolution (e.g. from 2D SEM sections).
+    scan : array, path or LabelImage
+        The low-resolution 3D label volume.
+    scale : int or (z, y, x), optional
+        Up-sampling factor; checked against (or taken from) the voxel sizes.
+    mapping : str or dict, optional
+        Scan label → model label(s), e.g. ``"0=0+170,1=85"`` when the scan cannot tell pore from
+        binder. Default: the scan uses the model's labels.
+    seed : int
+        Same seed → the same draw; draws ``seed, seed + 1, …``.
+    draws : int
+        Number of conditional draws; with more than one the result carries the per-voxel phase
+        probability (``result.probability``) and the other draws (``result.draws``).
+    chunks : int or (z, y, x), optional
+        Fuse in chunks of this many scan voxels with halos (bounded memory); ``client`` runs
+        them on a Dask cluster.
+    **settings
+        :class:`~napari_gencal.core.fuse.FusionSettings` fields (``steps``, ``blur``, …).
+
+    Returns
+    -------
+    FusionResult
+        ``labels`` (model label values), ``agreement`` with the scan, ``history``, …
+    """
+    from .core.fuse import (
+        FusionResult,
+        FusionSettings,
+        fuse_chunked,
+        fuse_draws,
+        parse_mapping,
+        resolve_scale,
+        scan_agreement,
+    )
+    from .core.fuse import fuse as _fuse
+    from .core.phases import to_labels
+
+    m = load_model(model) if isinstance(model, str | os.PathLike) else model
+    vs = None
+    if isinstance(scan, LabelImage):
+        vs, arr = scan.voxel_size, np.asarray(scan.data)
+    elif isinstance(scan, str | os.PathLike):
+        from .core.io import read_array
+
+        arr, meta = read_array(scan)
+        vs = meta.get("voxel_size")
+    else:
+        arr = np.asarray(scan)
+    st = FusionSettings(**settings).validate()
+    if chunks is None and client is None:
+        kw = dict(scale=scale, mapping=mapping, settings=st, device=device,
+                  scan_voxel_size=vs, cancel=cancel)  # fmt: skip
+        if int(draws) == 1:
+            return _fuse(m, arr, seed=seed, progress=progress, **kw)
+        results, prob = fuse_draws(m, arr, n_draws=draws, seed=seed,
+                                   progress=None if progress is None else
+                                   (lambda d, r: progress({**r, "draw": d + 1})), **kw)  # fmt: skip
+        first = results[0]
+        first.probability = prob
+        first.draws = [r.labels for r in results[1:]]
+        return first
+    if int(draws) != 1:
+        raise ValueError("draws > 1 is not combined with chunks; run one chunked fusion per seed")
+    import time
+
+    t0 = time.perf_counter()
+    k = int(m.n_phases)
+    labels = m.phase_map.labels if m.phase_map is not None else tuple(range(1, k + 1))
+    mp = parse_mapping(mapping, arr, labels, k)
+    sc = resolve_scale(scale, vs, m.voxel_size)
+    idx = fuse_chunked(m, arr, sc, chunks=chunks or 32, mapping=mp, seed=seed, settings=st,
+                       device=device, client=client, cancel=cancel,
+                       progress=None if progress is None else
+                       (lambda d, n: progress({"chunk": d, "chunks": n})))  # fmt: skip
+    lab = to_labels(idx, m.phase_map) if m.phase_map is not None else (idx + 1).astype(np.uint8)
+    return FusionResult(
+        labels=lab, indices=idx, history=[], scale=sc, seed=int(seed),
+        agreement=scan_agreement(idx, mp.to_indices(arr), sc, mp, k),
+        mapping=mp.to_dict(labels), settings=st.__dict__.copy(),
+        seconds=time.perf_counter() - t0,
+    )  # fmt: skip

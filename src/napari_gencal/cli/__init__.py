@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 
-SUBCOMMANDS = ("demo", "calibrate", "generate", "tppf", "describe", "compare", "sweep")
+SUBCOMMANDS = ("demo", "calibrate", "generate", "tppf", "describe", "compare", "sweep", "fuse")
 
 
 class CLIError(Exception):

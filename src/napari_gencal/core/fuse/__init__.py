@@ -5,7 +5,15 @@
 with halos, optionally on a Dask cluster.
 """
 
-from .conditional import FusionResult, FusionSettings, fuse, fuse_draws
+from .chunked import default_halo, fuse_chunked, plan_chunks
+from .conditional import (
+    FusionResult,
+    FusionSettings,
+    check_memory,
+    fuse,
+    fuse_draws,
+    fusion_memory,
+)
 from .scan import (
     ScanMapping,
     block_fractions,
@@ -21,6 +29,11 @@ __all__ = [
     "FusionSettings",
     "ScanMapping",
     "block_fractions",
+    "check_memory",
+    "default_halo",
+    "fuse_chunked",
+    "fusion_memory",
+    "plan_chunks",
     "downsample_majority",
     "fuse",
     "fuse_draws",

@@ -39,7 +39,7 @@ from ..model import ExcursionModel
 from ..phases import to_labels
 from .scan import ScanMapping, parse_mapping, resolve_scale
 
-__all__ = ["FusionSettings", "FusionResult", "fuse", "fuse_draws"]
+__all__ = ["FusionSettings", "FusionResult", "fuse", "fuse_draws", "fusion_memory", "check_memory"]
 
 
 @dataclass
@@ -102,7 +102,11 @@ class FusionResult:
         label.
     history : list of dict
         Per step: ``step``, ``nu``, ``data_loss``, ``agreement``, ``seconds``.
-    scale, seed, mapping, settings, cancelled
+    scale, seed, mapping, settings, cancelled, seconds
+    probability : ndarray ``(k, Z, Y, X)``, optional
+        With several draws: the fraction of draws in which each voxel is each model phase.
+    draws : list of ndarray
+        With several draws: the label volumes of the draws after the first.
     """
 
     labels: np.ndarray
@@ -115,7 +119,17 @@ class FusionResult:
     settings: dict[str, Any]
     cancelled: bool = False
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    probability: np.ndarray | None = None
+    draws: list[np.ndarray] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: agreement with the scan, draws, time."""
+        n = 1 + len(self.draws)
+        s = f"agreement with the scan {100 * self.agreement:.1f} % of its voxels"
+        if n > 1:
+            s += f" (first of {n} draws)"
+        s += f", {self.seconds:.0f} s"
+        return s + (" — cancelled, partial result" if self.cancelled else "")
 
 
 _DTYPES = {"single": (torch.float32, torch.complex64), "double": (torch.float64, torch.complex128)}
@@ -326,6 +340,7 @@ def fuse(
     if not isinstance(mapping, ScanMapping):
         mapping = parse_mapping(mapping, scan, labels, k)
     sc = resolve_scale(scale, scan_voxel_size, model.voxel_size)
+    check_memory(model, scan.shape, sc, st.precision)
     fine = tuple(int(n) * f for n, f in zip(scan.shape, sc, strict=True))
     dev = resolve_device(device)
     post = _Posterior(model, fine, tuple(int(o) for o in origin), int(seed), st, dev)
@@ -395,6 +410,45 @@ def fuse(
         mapping=mapping.to_dict(labels), settings=asdict(st), cancelled=cancelled,
         seconds=time.perf_counter() - t_start,
     )  # fmt: skip
+
+
+def fusion_memory(
+    model: ExcursionModel, scan_shape: Sequence[int], scale: Sequence[int],
+    precision: str = "single",
+) -> int:  # fmt: skip
+    """Estimated peak bytes of :func:`fuse` on a whole scan.
+
+    Per noise source four half spectra on the torus (the noise, its anchor, Adam's two moments);
+    per output field its value and gradient, plus the autograd intermediates of the phases.
+    """
+    item = 4 if precision == "single" else 8
+    radii = kernel_radius(int(model.m), model.support_scale, 3)
+    fine = [int(n) * int(s) for n, s in zip(scan_shape, scale, strict=True)]
+    torus = math.prod(
+        int(next_fast_len(f + 2 * r, real=True)) for f, r in zip(fine, radii, strict=True)
+    )
+    n = int(model.n_chi2)
+    sources = 2 + 3 * n if int(model.n_phases) == 3 else 1 + 2 * n
+    outputs = 2 + 2 * n if int(model.n_phases) == 3 else 1 + n
+    half = torus / 2
+    return int(item * (7 * half * sources + 4 * torus + (2 * outputs + 14) * math.prod(fine)))
+
+
+def check_memory(model: ExcursionModel, scan_shape: Sequence[int], scale: Sequence[int],
+                 precision: str = "single", available: int | None = None) -> None:  # fmt: skip
+    """Refuse a whole-volume fusion that would not fit in memory; name the limit and the fix."""
+    need = fusion_memory(model, scan_shape, scale, precision)
+    if available is None:
+        import psutil
+
+        available = int(psutil.virtual_memory().available)
+    if need > 0.8 * available:
+        raise ValueError(
+            f"fusing this {'×'.join(map(str, scan_shape))} scan at scale "
+            f"{'×'.join(map(str, scale))} in one pass needs about {need / 2**30:.1f} GiB, "
+            f"more than 80 % of the {available / 2**30:.1f} GiB available; fuse it in chunks "
+            "(--chunks 32 / chunks=32)"
+        )
 
 
 def _indices(Z1: torch.Tensor, Z2: torch.Tensor | None, model: ExcursionModel) -> np.ndarray:
