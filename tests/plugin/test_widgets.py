@@ -168,8 +168,9 @@ def test_calibration_runs_to_a_model(viewer, qtbot, tmp_path):
     assert w.model is not None and w.model_name in session
     # every finished run is checked against the data, and the widget says how it went
     assert w.model.metadata["verdict"]["line"].startswith(("fits", "does not fit"))
-    assert not w.verdict_label.isHidden() and w.verdict_label.text()[2:] == (
-        w.model.metadata["verdict"]["line"]
+    assert (
+        not w.verdict_label.isHidden()
+        and w.verdict_label.text()[2:] == (w.model.metadata["verdict"]["line"])
     )
     assert w.preview_layer is not None and w.preview_layer.name == "calibration preview"
     assert w.preview_layer.metadata["gencal"]["phase_map"] == [0, 85, 170]
@@ -489,3 +490,39 @@ def test_sweep_widget_runs_plots_and_opens_a_realization(viewer, qtbot):
     # bad input: a range outside the knob's domain is refused with a message, nothing starts
     w.hi.setValue(1.5)
     assert w.run() is None and "outside its domain" in w.message.text()
+
+
+def test_fuse_widget_adds_a_fused_layer_on_the_scan(viewer, qtbot):
+    from napari_gencal._widgets import FuseWidget
+    from napari_gencal._widgets._layers import labels_layer_tuple
+    from napari_gencal.core.fuse import downsample_majority
+    from napari_gencal.core.generate import generate
+    from napari_gencal.core.model import ExcursionModel
+    from napari_gencal.core.phases import PhaseMap
+
+    model = ExcursionModel.default(
+        "high", m=6, fractions=[0.45, 0.35, 0.20], width=2.0, phase_map=PhaseMap((0, 85, 170))
+    )
+    session.add("fusable", model, source="test")
+    truth = generate(model, (24, 24, 24), seed=4)
+    idx = np.searchsorted([0, 85, 170], truth)
+    scan = np.array([0, 85, 170])[downsample_majority(idx, (4, 4, 4), 3)]
+    data, kw, _ = labels_layer_tuple(scan, "scan", labels=[0, 85, 170], voxel_size=(4.0,) * 3)
+    viewer.add_labels(data, **kw)
+    w = FuseWidget(viewer)
+    w.model_combo.setCurrentText("fusable")
+    w.scan_combo.set_layer("scan")
+    w.steps.setValue(8)
+    w.draws.setValue(2)
+    assert w.run() is not None
+    _wait_done(qtbot, w)
+    qtbot.waitUntil(lambda: w.result is not None, timeout=TIMEOUT)
+    layer = w.fused_layer
+    assert layer.data.shape == (24, 24, 24)
+    np.testing.assert_allclose(layer.scale, (1.0, 1.0, 1.0))  # scan voxel 4 / scale 4
+    assert w.result.probability.shape == (3, 24, 24, 24)
+    assert "agreement with the scan" in w.message.text()
+    # bad input: a 2D layer is refused with a message, nothing starts
+    viewer.add_labels(np.zeros((8, 8), dtype=np.uint8), name="flat")
+    w.scan_combo.set_layer("flat")
+    assert w.run() is None

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["TPPFWidget", "CalibrationWidget", "GeneratorWidget", "CompareWidget", "SweepWidget"]
+__all__ = [
+    "TPPFWidget",
+    "CalibrationWidget",
+    "GeneratorWidget",
+    "CompareWidget",
+    "SweepWidget",
+    "FuseWidget",
+]
 
 _WHERE = {
     "TPPFWidget": "._tppf",
@@ -17,11 +24,13 @@ _WHERE = {
     "GeneratorWidget": "._generator",
     "CompareWidget": "._compare",
     "SweepWidget": "._sweep",
+    "FuseWidget": "._fuse",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._calibration import CalibrationWidget
     from ._compare import CompareWidget
+    from ._fuse import FuseWidget
     from ._generator import GeneratorWidget
     from ._sweep import SweepWidget
     from ._tppf import TPPFWidget
