@@ -188,10 +188,12 @@ class _Posterior:
         def K(name: str, w: float) -> torch.Tensor:
             k = model.kernel3d(name, dtype=torch.float64, device=device)
             if torch.equal(k, k.flip((-3, -2, -1))):
-                kf = _even_spectrum(k, self.torus).mul_(w).to(self.rdtype)
-            else:
-                kf = _kernel_fft(k, self.torus, centred=True).mul_(w).to(self.cdtype)
-            return kf
+                # Real spectrum with a trailing axis of 1: it scales the (re, im) view of a
+                # spectrum in place of a complex product (no complex copy of the kernel).
+                # Stored twice along that axis: same-shape products vectorise, broadcasts do not.
+                kf = _even_spectrum(k, self.torus).mul_(w).to(self.rdtype).unsqueeze(-1)
+                return kf.expand(*kf.shape[:-1], 2).contiguous()
+            return _kernel_fft(k, self.torus, centred=True).mul_(w).to(self.cdtype)
 
         spec["X1"] = K("X1", float(model.sigma1))
         if self.three:
@@ -220,15 +222,31 @@ class _Posterior:
                             dtype=self.rdtype)  # fmt: skip
             self.W[(name, j)] = torch.fft.rfftn(w.to(device), norm="ortho")
 
+    @staticmethod
+    def _mul_into(out: torch.Tensor, spec: torch.Tensor, k: torch.Tensor, add: bool,
+                  conj: bool = False) -> None:  # fmt: skip
+        """``out (+)= k · spec`` in place (``conj(k)`` on request): no temporaries."""
+        if k.is_complex():
+            kk = k.conj() if conj else k
+            if add:
+                out.addcmul_(spec, kk)
+            else:
+                torch.mul(spec, kk, out=out)
+            return
+        o, sp = torch.view_as_real(out), torch.view_as_real(spec)
+        if add:
+            o.addcmul_(sp, k)
+        else:
+            torch.mul(sp, k, out=o)
+
     def fields(self) -> dict[str, torch.Tensor]:
         """The output fields on the volume (cropped), from the current noise."""
         out = {}
+        acc = torch.empty_like(next(iter(self.W.values())))
         for o, srcs in self.outputs.items():
-            s = None
-            for name, j in srcs:
-                term = self.spec[name] * self.W[(name, j)]
-                s = term if s is None else s.add_(term)
-            out[o] = torch.fft.irfftn(s, s=self.torus, norm="ortho")[self.crop].contiguous()
+            for i, (name, j) in enumerate(srcs):
+                self._mul_into(acc, self.W[(name, j)], self.spec[name], add=i > 0)
+            out[o] = torch.fft.irfftn(acc, s=self.torus, norm="ortho")[self.crop].contiguous()
         return out
 
     def Z(self, f: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -251,20 +269,27 @@ class _Posterior:
         xi2 = (1.0 - xi1) * h2
         return torch.stack([xi1, xi2, 1.0 - xi1 - xi2])
 
-    def grad_noise(self, grads: Mapping[str, torch.Tensor]) -> dict[tuple[str, int], torch.Tensor]:
-        """∇_W of the data term, as orthonormal spectra, from its gradient w.r.t. each output."""
+    def output_spectra(self, grads: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Orthonormal spectra of the data term's gradient w.r.t. each output field."""
         G = {}
         pad = torch.zeros(self.torus, dtype=self.rdtype, device=self.device)
         for o, g in grads.items():
             pad[self.crop] = g
             G[o] = torch.fft.rfftn(pad, norm="ortho")
-        out: dict[tuple[str, int], torch.Tensor] = {}
+        return G
+
+    def grad_of(self, key: tuple[str, int], G: Mapping[str, torch.Tensor],
+                out: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """∇ of the data term w.r.t. one noise source (as its spectrum), written into ``out``.
+
+        A field is ``k ∗ W``; the gradient w.r.t. ``W`` is the correlation with ``k``: its
+        spectrum is ``conj(K) · G`` summed over the outputs the source feeds.
+        """
+        first = True
         for o, srcs in self.outputs.items():
-            for name, j in srcs:
-                k = self.spec[name]
-                term = (k.conj() if k.is_complex() else k) * G[o]
-                key = (name, j)
-                out[key] = term if key not in out else out[key].add_(term)
+            if key in srcs:
+                self._mul_into(out, G[o], self.spec[key[0]], add=not first, conj=True)
+                first = False
         return out
 
 
@@ -354,7 +379,11 @@ def fuse(
     W0 = {} if steps == 0 else {key: v.clone() for key, v in post.W.items()}
     # Adam on the (re, im) parts of the spectra: its per-coordinate scaling absorbs the stiffness
     # of the data term, and its fixed point is the RTO solution whatever the path.
-    adam = {key: (torch.zeros_like(v), torch.zeros_like(v.real)) for key, v in W0.items()}
+    # Real layout (re, im as two coordinates): same-shape products, no complex broadcasting.
+    adam = {
+        key: (torch.zeros_like(torch.view_as_real(v)), torch.zeros_like(torch.view_as_real(v)))
+        for key, v in W0.items()
+    }
     b1, b2, eps = 0.9, 0.99, 1e-8
     nu0, nu1 = (float(v) for v in st.nu)
     history: list[dict[str, float]] = []
@@ -378,16 +407,19 @@ def fuse(
             agree = agreement_of(Z1.detach(), None if Z2 is None else Z2.detach())
             grads = {o: v.grad for o, v in f.items()}
             del f, Z1, Z2, F, logits
-            dW = post.grad_noise(grads)
+            G = post.output_spectra(grads)
             del grads
+            g = torch.empty_like(next(iter(post.W.values())))
             for key, W in post.W.items():
-                g = dW.pop(key).add_(W).sub_(W0[key])  # ∇ of ½‖W − W0‖² + L
+                post.grad_of(key, G, g).add_(W).sub_(W0[key])  # ∇ of ½‖W − W0‖² + L
                 m1, v2 = adam[key]
-                m1.mul_(b1).add_(g, alpha=1 - b1)
-                v2.mul_(b2).add_(g.real**2 + g.imag**2, alpha=(1 - b2) / 2)
+                gr = torch.view_as_real(g)
+                m1.mul_(b1).add_(gr, alpha=1 - b1)
+                v2.mul_(b2).addcmul_(gr, gr, value=1 - b2)
                 corr1, corr2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
-                denom = (v2 / corr2).sqrt_().add_(eps)
-                W.sub_(m1 / denom, alpha=h / corr1)
+                torch.sqrt(v2, out=gr).div_(math.sqrt(corr2)).add_(eps)  # g's buffer reused
+                torch.view_as_real(W).addcdiv_(m1, gr, value=-h / corr1)
+            del G, g
         rec = {"step": t + 1, "nu": nu, "data_loss": float(loss.detach()) / target.numel(),
                "agreement": agree, "seconds": time.perf_counter() - t_start}  # fmt: skip
         history.append(rec)
