@@ -70,7 +70,7 @@ def _descriptors(idx: np.ndarray, k: int, tau: bool) -> dict:
         taus = []
         for i in range(k):
             try:
-                taus.append(float(effective_transport(idx, i, "z", n_phases=k).tortuosity_factor))
+                taus.append(float(effective_transport(idx, i, "z", n_phases=k).tau_factor))
             except Exception:  # noqa: BLE001 - a phase that does not percolate has no τ
                 taus.append(float("nan"))
         out["tau"] = taus
@@ -234,13 +234,17 @@ def case_time(args, out: Path) -> dict:
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     print(proc.stdout.strip().splitlines()[-1], flush=True)
+    from napari_gencal.core.fuse import upsample_nearest
+
+    fused_idx = to_indices(tifffile.imread(fused), pm)
+    nn = upsample_nearest(downsample_majority(truth, (4, 4, 4), 3), (4, 4, 4))
     return {
-        "case": "time",
-        "minutes": wall / 60,
-        "peak_gb": peak / 2**30,
-        "command": " ".join(cmd[2:]),
-        "last_line": proc.stdout.strip().splitlines()[-1],
-    }
+        "case": "time", "minutes": wall / 60, "peak_gb": peak / 2**30,
+        "command": " ".join(cmd[2:]), "last_line": proc.stdout.strip().splitlines()[-1],
+        "accuracy": float(np.mean(fused_idx == truth)),
+        "nearest_accuracy": float(np.mean(nn == truth)),
+        "fused": _descriptors(fused_idx, 3, False), "truth": _descriptors(truth, 3, False),
+    }  # fmt: skip
 
 
 def table(out: Path) -> str:

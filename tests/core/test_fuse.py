@@ -252,3 +252,30 @@ def test_cli_and_api_fuse(model, truth, tmp_path, capsys):
     # Chunked through the API: bounded memory, every chunk fused.
     ch = api.fuse(model, scan, 4, chunks=3, steps=10)
     assert ch.labels.shape == (24, 24, 24) and ch.agreement > 0.8
+
+
+def _two_point(idx: np.ndarray, phase: int, lags=(1, 2, 4, 8)) -> np.ndarray:
+    """P(x and x + r·e in ``phase``), averaged over the three axes (brute force)."""
+    m = idx == phase
+    out = []
+    for r in lags:
+        vals = [np.mean(m[r:] & m[:-r]), np.mean(m[:, r:] & m[:, :-r]),
+                np.mean(m[:, :, r:] & m[:, :, :-r])]  # fmt: skip
+        out.append(np.mean(vals))
+    return np.array(out)
+
+
+def test_conditioned_statistics_stay_the_models(model, truth):
+    """Two-point probabilities of fused draws lie within the spread of unconditioned draws."""
+    unc = np.stack([
+        np.concatenate([_two_point(generate(model, (48, 48, 48), seed=s) // 10 - 1, i)
+                        for i in range(3)])
+        for s in range(200, 208)
+    ])  # fmt: skip
+    mean, sd = unc.mean(0), unc.std(0, ddof=1)
+    scan = np.array([10, 20, 30])[downsample_majority(truth, (4, 4, 4), 3)]
+    for seed in (0, 1):
+        res = fuse(model, scan, scale=4, seed=seed, device="cpu")
+        got = np.concatenate([_two_point(res.indices, i) for i in range(3)])
+        z = (got - mean) / sd
+        assert np.all(np.abs(z) < 4), np.round(z, 1)

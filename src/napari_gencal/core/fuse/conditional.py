@@ -57,6 +57,9 @@ class FusionSettings:
         of fraction margin).
     nu : (float, float)
         Sigmoid steepness ``ν`` at the first and the last step (annealed geometrically).
+    share_weight : float
+        For scan labels that merge phases: weight of keeping each phase's share of its group at
+        the unconditioned draw's share (the scan does not say how a group divides).
     blur : float or (float, float, float)
         Gaussian point-spread of the scan, standard deviation in high-resolution voxels
         (0: a block is averaged with no blur).
@@ -67,6 +70,7 @@ class FusionSettings:
     step_size: float = 0.05
     sharpness: float = 25.0
     nu: tuple[float, float] = (5.0, 40.0)
+    share_weight: float = 3.0
     blur: float | tuple[float, float, float] = 0.0
     precision: str = "single"
 
@@ -386,6 +390,19 @@ def fuse(
     }
     b1, b2, eps = 0.9, 0.99, 1e-8
     nu0, nu1 = (float(v) for v in st.nu)
+    n_vox = float(np.prod(fine))
+    group_size = M.sum(1)  # phases per scan label
+    merged = (M.T @ (group_size > 1).to(rdt)).clamp(max=1.0)  # phases in a merged group
+    Z_start = None
+    if steps and bool(merged.any()) and float(st.share_weight) > 0:
+        with torch.no_grad():
+            Z_start = post.Z(post.fields())  # the unconditioned draw's fields
+
+    def shares_of(Z1: torch.Tensor, Z2: torch.Tensor | None, nu: float) -> torch.Tensor:
+        """Each phase's share of its scan label's group, with indicators of steepness nu."""
+        frac = post.phases(Z1, Z2, nu).mean(dim=(1, 2, 3))
+        return frac / (M.T @ (M @ frac)).clamp_min(1e-6)
+
     history: list[dict[str, float]] = []
     cancelled = False
 
@@ -398,15 +415,25 @@ def fuse(
         nu = nu0 * (nu1 / nu0) ** (t / max(steps - 1, 1))
         f = {o: v.requires_grad_(True) for o, v in post.fields().items()}
         Z1, Z2 = post.Z(f)
-        F = _block_fractions(post.phases(Z1, Z2, nu), M, sc, blur)
+        phases_soft = post.phases(Z1, Z2, nu)
+        F = _block_fractions(phases_soft, M, sc, blur)
         logits = float(st.sharpness) * F
         loss = torch.nn.functional.cross_entropy(logits.unsqueeze(0), target.unsqueeze(0),
                                                  reduction="sum")  # fmt: skip
-        loss.backward()
+        total = loss
+        if Z_start is not None:
+            # Merged phases: the scan is silent on how a group divides among its phases; keep
+            # each phase's share of its group at the unconditioned draw's, measured with the
+            # same steepness (soft and hard shares differ).
+            with torch.no_grad():
+                want = shares_of(*Z_start, nu)
+            got = shares_of(Z1, Z2, nu)
+            total = loss + float(st.share_weight) * n_vox * ((got - want) ** 2 * merged).sum()
+        total.backward()
         with torch.no_grad():
             agree = agreement_of(Z1.detach(), None if Z2 is None else Z2.detach())
             grads = {o: v.grad for o, v in f.items()}
-            del f, Z1, Z2, F, logits
+            del f, Z1, Z2, F, logits, phases_soft, total
             G = post.output_spectra(grads)
             del grads
             g = torch.empty_like(next(iter(post.W.values())))
