@@ -142,8 +142,11 @@ def test_different_seeds_give_different_draws_and_probabilities(model, truth):
     a, b = draws[0].indices, draws[1].indices
     assert 0.05 < np.mean(a != b) < 0.6
     assert prob.shape == (3, 48, 48, 48)
-    np.testing.assert_allclose(prob.sum(0), 1.0)
-    assert set(np.unique(prob)) <= {0.0, 0.5, 1.0}
+    np.testing.assert_allclose(prob.sum(0), 1.0, atol=1e-5)
+    assert prob.min() >= 0 and prob.max() <= 1
+    # Away from thresholds the probability is the fraction of draws (0, 1/2 or 1).
+    frac = np.stack([(a == i).astype(float) + (b == i) for i in range(3)]) / 2
+    assert np.mean(np.abs(prob - frac) < 0.05) > 0.9
 
 
 def test_same_seed_reproduces(model):

@@ -125,6 +125,7 @@ class FusionResult:
     seconds: float = 0.0
     probability: np.ndarray | None = None
     draws: list[np.ndarray] = field(default_factory=list)
+    soft: np.ndarray | None = field(default=None, repr=False)
 
     def summary(self) -> str:
         """One line: agreement with the scan, draws, time."""
@@ -317,6 +318,7 @@ def fuse(
     origin: Sequence[int] = (0, 0, 0),
     progress: Callable[[dict[str, float]], Any] | None = None,
     cancel: Callable[[], bool] | None = None,
+    keep_soft: bool = False,
     **overrides: Any,
 ) -> FusionResult:
     """Draw one high-resolution realization of ``model`` conditioned on a low-resolution scan.
@@ -350,6 +352,8 @@ def fuse(
     cancel : callable, optional
         Returning True stops after the current step; the result so far is returned with
         ``cancelled=True``.
+    keep_soft : bool
+        Also return the phase indicators at the final sigmoid steepness (``result.soft``).
 
     Returns
     -------
@@ -459,6 +463,9 @@ def fuse(
         Z1, Z2 = post.Z(post.fields())
         agreement = agreement_of(Z1, Z2)
         idx = _indices(Z1, Z2, model)
+        # The indicators at the final steepness: how close each voxel is to a threshold; averaged
+        # over draws they give a phase probability without ties.
+        soft = post.phases(Z1, Z2, nu1).cpu().numpy() if keep_soft else None
     lab = (
         to_labels(idx, model.phase_map)
         if model.phase_map is not None
@@ -467,7 +474,7 @@ def fuse(
     return FusionResult(
         labels=lab, indices=idx, agreement=agreement, history=history, scale=sc, seed=int(seed),
         mapping=mapping.to_dict(labels), settings=asdict(st), cancelled=cancelled,
-        seconds=time.perf_counter() - t_start,
+        seconds=time.perf_counter() - t_start, soft=soft,
     )  # fmt: skip
 
 
@@ -533,15 +540,17 @@ def fuse_draws(
     -------
     draws : list of FusionResult
     probability : ndarray ``(k, Z, Y, X)`` float32
-        The fraction of draws in which each voxel is each model phase (model phase order). A run
-        cancelled part-way returns the draws it finished.
+        Per voxel and model phase (model order), the mean over draws of the phase indicators at
+        the final sigmoid steepness — the fraction of draws in which the voxel is that phase,
+        with voxels within a hair of a threshold counted fractionally (so that few draws give
+        no ties). A run cancelled part-way returns the draws it finished.
     """
     if int(n_draws) < 1:
         raise ValueError(f"n_draws must be ≥ 1, got {n_draws}")
     draws: list[FusionResult] = []
     prob = None
     for d in range(int(n_draws)):
-        res = fuse(model, scan, seed=int(seed) + d, cancel=cancel,
+        res = fuse(model, scan, seed=int(seed) + d, cancel=cancel, keep_soft=True,
                    progress=None if progress is None else (lambda r, d=d: progress(d, r)),
                    **kwargs)  # fmt: skip
         if res.cancelled and draws:
@@ -550,8 +559,8 @@ def fuse_draws(
         k = int(model.n_phases)
         if prob is None:
             prob = np.zeros((k, *res.indices.shape), dtype=np.float32)
-        for i in range(k):
-            prob[i] += res.indices == i
+        prob += res.soft
+        res.soft = None
         if res.cancelled:
             break
     assert prob is not None
