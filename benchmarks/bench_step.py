@@ -70,7 +70,7 @@ def bare_fft(cal: Calibration, n: int) -> float:
     def once():
         x = torch.fft.irfft2(torch.fft.rfft2(noise) * amp, s=(L, L))[:, :w, :w]
         soft = torch.sigmoid(x[:B * k].reshape(B, k, w, w))
-        (x.sum() + radial_tppf(soft, cal.r_max).sum()).backward()
+        (x.sum() + radial_tppf(soft, cal.r_max, dim=2).sum()).backward()
 
     once()
     times = []
