@@ -43,9 +43,10 @@ def _model(path: str | None):
                                   phase_map=PhaseMap((0, 85, 170)))  # fmt: skip
 
 
-def bench_example(model_path: str | None, size: int, out: Path) -> None:
-    from napari_gencal.core.sweep import SweepSpec, grid, sobol
-    from napari_gencal.core.sweep.relations import fit_relation, sensitivity
+def bench_example(model_path: str | None, size: int, out: Path, sobol_n: int = 64,
+                  only_sobol: bool = False) -> None:  # fmt: skip
+    from napari_gencal.core.sweep import SweepSpec, grid
+    from napari_gencal.core.sweep.relations import fit_relation
     from napari_gencal.core.sweep.report import sweep_report
     from napari_gencal.core.sweep.run import run_sweep
 
@@ -57,9 +58,12 @@ def bench_example(model_path: str | None, size: int, out: Path) -> None:
                                             "length_scale": [0.8, 1.0, 1.25]}),
                      3, (size,) * 3, 0, directions=("z",))  # fmt: skip
     t0 = time.perf_counter()
+
     def show(done, total, row):
         print(f"  {done}/{total}", end="\r", flush=True)
 
+    if only_sobol:
+        return _sobol(model, vf, labels, phase, out, sobol_n)
     table = run_sweep(spec, out / "example", n_workers=2, resume=True, progress=show)
     t_sweep = time.perf_counter() - t0
     print(f"\n[example] {len(table)} realizations of {size}³ in {t_sweep / 60:.1f} min "
@@ -70,12 +74,21 @@ def bench_example(model_path: str | None, size: int, out: Path) -> None:
             print(f"[example] {fit_relation(table, p, 'z')}")
         except ValueError as exc:
             print(f"[example] phase {p}: {exc}")
+    _sobol(model, vf, labels, phase, out, sobol_n)
+
+
+def _sobol(model, vf: str, labels: list, phase, out: Path, n: int) -> None:
+    """A Sobol' design over four knobs (64³, no transport) and its indices."""
+    from napari_gencal.core.sweep import SweepSpec, sobol
+    from napari_gencal.core.sweep.relations import sensitivity
+    from napari_gencal.core.sweep.run import run_sweep
+
     knobs = {vf: (0.3, 0.5), "length_scale": (0.8, 1.25), "sigma1": (0.5, 2.0), "a": (0.2, 0.8)}
-    d = sobol(knobs, 8, seed=1)
+    d = sobol(knobs, n, seed=1)
     s2 = SweepSpec(model.to_dict(), d, 1, (64, 64, 64), 1,
                    ("volume_fraction", "specific_surface_area", "mean_chord_length"), ("z",))
     t0 = time.perf_counter()
-    t2 = run_sweep(s2, out / "sobol", n_workers=2, resume=True)
+    t2 = run_sweep(s2, out / f"sobol{n}", n_workers=2, resume=True)
     print(f"[sobol] {d.n_points} points of 64³ in {(time.perf_counter() - t0) / 60:.1f} min")
     for col in (f"specific_surface_area[{labels[0]}]", f"mean_chord_length[{phase},z]"):
         idx = sensitivity(d, t2, col)
@@ -191,6 +204,8 @@ def main() -> None:
     p.add_argument("--model", help="a calibrated model file (default: a stand-in model)")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--points", type=int, default=4, help="throughput: knob values (× 2 each)")
+    p.add_argument("--sobol-n", type=int, default=64, help="example: Sobol' base sample size")
+    p.add_argument("--only-sobol", action="store_true", help="example: only the Sobol' part")
     p.add_argument("--big", type=int, default=1024)
     p.add_argument("--mid", type=int, default=384)
     p.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "gencal-bench-sweep"))
@@ -200,7 +215,7 @@ def main() -> None:
     print(json.dumps({"cpus": os.cpu_count()}))
     for name in args.names:
         if name == "example":
-            bench_example(args.model, args.size, out)
+            bench_example(args.model, args.size, out, args.sobol_n, args.only_sobol)
         elif name == "throughput":
             bench_throughput(args.model, args.size, args.points, out)
         else:

@@ -45,7 +45,7 @@ def sweep_report(spec: Any, table, out: Path) -> str:
         lines.append("")
     summary = summarize(table, knobs)
     phases = _phase_labels(table)
-    show = [f"{knobs[0]}"] + [f"{m}[{p}]:mean" for p in phases
+    show = list(knobs) + [f"{m}[{p}]:mean" for p in phases
                               for m in ("volume_fraction", "specific_surface_area")]  # fmt: skip
     d0 = spec.directions[0]
     show += [f"effective_diffusivity[{p},{d0}]:mean" for p in phases
