@@ -392,7 +392,7 @@ def fuse(
         FusionSettings,
         fuse_chunked,
         fuse_draws,
-        parse_mapping,
+        prepare_scan,
         resolve_scale,
         scan_agreement,
     )
@@ -430,7 +430,7 @@ def fuse(
     t0 = time.perf_counter()
     k = int(m.n_phases)
     labels = m.phase_map.labels if m.phase_map is not None else tuple(range(1, k + 1))
-    mp = parse_mapping(mapping, arr, labels, k)
+    arr, mp = prepare_scan(arr, labels, k, mapping)
     sc = resolve_scale(scale, vs, m.voxel_size)
     idx = fuse_chunked(m, arr, sc, chunks=chunks or 32, mapping=mp, seed=seed, settings=st,
                        device=device, client=client, cancel=cancel,

@@ -173,6 +173,8 @@ def test_bad_input(model):
         fuse(model, np.full((4, 4, 4), 5), scale=2)
     with pytest.raises(ValueError, match="--scale"):
         fuse(model, np.full((4, 4, 4), 10))
+    with pytest.raises(ValueError, match="greyscale"):
+        fuse(model, np.random.default_rng(0).random((4, 4, 4)) * 30, scale=2)
     with pytest.raises(ValueError, match="step_size"):
         fuse(model, np.full((4, 4, 4), 10), scale=2, step_size=0)
 

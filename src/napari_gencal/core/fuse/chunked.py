@@ -18,7 +18,7 @@ import numpy as np
 
 from ..model import ExcursionModel
 from .conditional import FusionSettings, fuse
-from .scan import ScanMapping, parse_mapping, resolve_scale
+from .scan import ScanMapping, prepare_scan, resolve_scale
 
 __all__ = ["fuse_chunked", "default_halo", "plan_chunks"]
 
@@ -106,13 +106,9 @@ def fuse_chunked(
     ndarray or ``out``
         Phase indices ``0..k−1`` of the fused volume (uint8).
     """
-    scan = np.asarray(scan)
-    if scan.ndim != 3:
-        raise ValueError(f"the scan must be a 3D label volume (Z, Y, X), got shape {scan.shape}")
     k = int(model.n_phases)
     labels = model.phase_map.labels if model.phase_map is not None else tuple(range(1, k + 1))
-    if not isinstance(mapping, ScanMapping):
-        mapping = parse_mapping(mapping, scan, labels, k)
+    scan, mapping = prepare_scan(scan, labels, k, mapping)
     sc = resolve_scale(scale)
     hl = default_halo(model, sc) if halo is None else (
         (int(halo),) * 3 if np.isscalar(halo) else tuple(int(h) for h in halo)  # type: ignore[arg-type]

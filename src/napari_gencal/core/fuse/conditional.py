@@ -34,10 +34,10 @@ from scipy.fft import next_fast_len
 
 from ..device import resolve_device
 from ..fields import _even_spectrum, _kernel_fft, block_noise, kernel_radius
-from ..generate import field_stream
+from ..generate import _phase_indices, field_stream
 from ..model import ExcursionModel
 from ..phases import to_labels
-from .scan import ScanMapping, parse_mapping, resolve_scale
+from .scan import ScanMapping, prepare_scan, resolve_scale
 
 __all__ = ["FusionSettings", "FusionResult", "fuse", "fuse_draws", "fusion_memory", "check_memory"]
 
@@ -365,13 +365,9 @@ def fuse(
     if overrides:
         st = FusionSettings(**{**asdict(st), **overrides})
     st.validate()
-    scan = np.asarray(scan)
-    if scan.ndim != 3:
-        raise ValueError(f"the scan must be a 3D label volume (Z, Y, X), got shape {scan.shape}")
     k = int(model.n_phases)
     labels = model.phase_map.labels if model.phase_map is not None else tuple(range(1, k + 1))
-    if not isinstance(mapping, ScanMapping):
-        mapping = parse_mapping(mapping, scan, labels, k)
+    scan, mapping = prepare_scan(scan, labels, k, mapping)
     sc = resolve_scale(scale, scan_voxel_size, model.voxel_size)
     check_memory(model, scan.shape, sc, st.precision)
     fine = tuple(int(n) * f for n, f in zip(scan.shape, sc, strict=True))
@@ -462,7 +458,7 @@ def fuse(
     with torch.no_grad():
         Z1, Z2 = post.Z(post.fields())
         agreement = agreement_of(Z1, Z2)
-        idx = _indices(Z1, Z2, model)
+        idx = _phase_indices(model, Z1, Z2)
         # The indicators at the final steepness: how close each voxel is to a threshold; averaged
         # over draws they give a phase probability without ties.
         soft = post.phases(Z1, Z2, nu1).cpu().numpy() if keep_soft else None
@@ -515,14 +511,6 @@ def check_memory(model: ExcursionModel, scan_shape: Sequence[int], scale: Sequen
             f"more than 80 % of the {available / 2**30:.1f} GiB available; fuse it in chunks "
             "(--chunks 32 / chunks=32)"
         )
-
-
-def _indices(Z1: torch.Tensor, Z2: torch.Tensor | None, model: ExcursionModel) -> np.ndarray:
-    in1 = Z1 >= float(model.lambda1)
-    idx = torch.where(in1, 0, 1).to(torch.uint8)
-    if Z2 is not None:
-        idx[(~in1) & (Z2 < float(model.lambda2))] = 2
-    return idx.cpu().numpy()
 
 
 def fuse_draws(

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..phases import PhaseMap
+from ..phases import PhaseMap, _check_numeric
 
 __all__ = [
     "ScanMapping",
+    "prepare_scan",
     "parse_mapping",
     "resolve_scale",
     "block_fractions",
@@ -182,6 +183,19 @@ def parse_mapping(
         scan_labels=tuple(keys),
         groups=tuple(tuple(sorted(index[v] for v in groups[k])) for k in keys),
     )
+
+
+def prepare_scan(
+    scan: Any, model_labels: Sequence[int] | None, n_phases: int,
+    mapping: str | Mapping[Any, Any] | ScanMapping | None = None,
+) -> tuple[np.ndarray, ScanMapping]:  # fmt: skip
+    """Check a scan (3D, integer labels: greyscale is refused) and build its mapping."""
+    scan = _check_numeric(np.asarray(scan))
+    if scan.ndim != 3:
+        raise ValueError(f"the scan must be a 3D label volume (Z, Y, X), got shape {scan.shape}")
+    if not isinstance(mapping, ScanMapping):
+        mapping = parse_mapping(mapping, scan, model_labels, n_phases)
+    return scan, mapping
 
 
 def resolve_scale(
