@@ -25,7 +25,14 @@ from qtpy.QtWidgets import (
 
 from ._layers import MAX_LABEL_VALUES, distinct_values, labels_layer_tuple, unique_name
 
-__all__ = ["LayerCombo", "LayerList", "GencalWidget", "convert_image_layer", "error_text"]
+__all__ = [
+    "LayerCombo",
+    "LayerList",
+    "GencalWidget",
+    "convert_image_layer",
+    "error_text",
+    "stream_from_thread",
+]
 
 
 def error_text(exc: BaseException) -> str:
@@ -34,6 +41,43 @@ def error_text(exc: BaseException) -> str:
     if isinstance(exc, ValueError | FileExistsError | FileNotFoundError):
         return msg
     return f"{type(exc).__name__}: {msg}"
+
+
+def stream_from_thread(work: Callable[[Callable[[Any], None]], Any]) -> Any:
+    """Run ``work(report)`` in a helper thread; yield what it reports, return what it returns.
+
+    For core calls that report progress through a callback from their own threads (a Dask
+    client, a fusion loop): a napari generator worker wraps this to stream the records to the GUI
+    thread. An exception of ``work`` is raised here.
+    """
+    from queue import Empty, SimpleQueue
+    from threading import Thread
+
+    q: SimpleQueue = SimpleQueue()
+    out: dict[str, Any] = {}
+    done = object()
+
+    def run() -> None:
+        try:
+            out["result"] = work(q.put)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
+            out["error"] = exc
+        q.put(done)
+
+    th = Thread(target=run, daemon=True)
+    th.start()
+    while True:
+        try:
+            item = q.get(timeout=0.5)
+        except Empty:
+            continue
+        if item is done:
+            break
+        yield item
+    th.join()
+    if "error" in out:
+        raise out["error"]
+    return out["result"]
 
 
 def _layer_kinds(layer_types: Sequence[str]) -> tuple[type, ...]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QFormLayout, QLineEdit, QPushButton, QSpinBox
 
-from ._base import GencalWidget, LayerCombo, hbox
+from ._base import GencalWidget, LayerCombo, hbox, stream_from_thread
 from ._layers import labels_layer_tuple, layer_label_image, unique_name
 from ._session import session
 
@@ -28,38 +28,14 @@ def fuse_job(
     seed: int, draws: int, steps: int, device: str, holder: dict[str, Any],
 ) -> Iterator[dict[str, Any]]:  # fmt: skip
     """Worker body: fuse, streaming each step's record; returns the FusionResult."""
-    from queue import Empty, SimpleQueue
-    from threading import Thread
-
     from .. import api
 
-    q: SimpleQueue = SimpleQueue()
-    out: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            out["result"] = api.fuse(
-                model, scan, scale, mapping or None, seed=seed, draws=draws, steps=steps,
-                device=device, progress=q.put, cancel=lambda: bool(holder.get("cancelled")),
-            )  # fmt: skip
-        except BaseException as exc:  # noqa: BLE001 - handed to the GUI thread below
-            out["error"] = exc
-        q.put(None)
-
-    th = Thread(target=run, daemon=True)
-    th.start()
-    while True:
-        try:
-            rec = q.get(timeout=0.5)
-        except Empty:
-            continue
-        if rec is None:
-            break
-        yield rec
-    th.join()
-    if "error" in out:
-        raise out["error"]
-    return out["result"]
+    return (yield from stream_from_thread(
+        lambda report: api.fuse(
+            model, scan, scale, mapping or None, seed=seed, draws=draws, steps=steps,
+            device=device, progress=report, cancel=lambda: bool(holder.get("cancelled")),
+        )
+    ))  # fmt: skip
 
 
 class FuseWidget(GencalWidget):

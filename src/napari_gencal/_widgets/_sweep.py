@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
     QSpinBox,
 )
 
-from ._base import GencalWidget, hbox
+from ._base import GencalWidget, hbox, stream_from_thread
 from ._canvas import ThemedCanvas
 from ._layers import labels_layer_tuple, unique_name
 from ._session import session
@@ -36,41 +36,17 @@ def sweep_job(
     transport: bool, out: str, n_workers: int | None, client: Any = None,
 ) -> Iterator[dict[str, Any]]:  # fmt: skip
     """Worker body: run the sweep, stream progress, return the table."""
-    from queue import Empty, SimpleQueue
-    from threading import Thread
-
     from ..core.sweep import SweepSpec, grid, run_sweep
     from ..core.sweep.run import MEASURES
 
     measures = tuple(m for m in MEASURES if transport or m != "transport")
     spec = SweepSpec(model.to_dict(), grid({knob: values}), realizations, (size,) * 3, 0, measures)
-    q: SimpleQueue = SimpleQueue()
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            result["table"] = run_sweep(spec, out, n_workers=n_workers, client=client,
-                                        progress=lambda d, t, r: q.put((d, t)))  # fmt: skip
-        except BaseException as exc:  # noqa: BLE001 - handed to the GUI thread below
-            result["error"] = exc
-        q.put(None)
-
-    th = Thread(target=run, daemon=True)
-    th.start()
-    total = len(spec.tasks)
-    yield {"done": 0, "total": total}
-    while True:
-        try:
-            item = q.get(timeout=0.5)
-        except Empty:
-            continue
-        if item is None:
-            break
-        yield {"done": item[0], "total": item[1]}
-    th.join()
-    if "error" in result:
-        raise result["error"]
-    return {"table": result["table"], "spec": spec}
+    yield {"done": 0, "total": len(spec.tasks)}
+    table = yield from stream_from_thread(
+        lambda report: run_sweep(spec, out, n_workers=n_workers, client=client,
+                                 progress=lambda d, t, r: report({"done": d, "total": t}))
+    )  # fmt: skip
+    return {"table": table, "spec": spec}
 
 
 def realization_of(model: Any, knob: str, value: float, seed: int, size: int) -> np.ndarray:
