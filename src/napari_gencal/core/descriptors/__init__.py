@@ -16,6 +16,7 @@ from .constrictivity import (
     pore_size_distribution,
 )
 from .describe import DESCRIPTORS, describe
+from .interfaces import interfacial_areas, triple_phase_boundary_density
 from .surface import (
     SURFACE_METHODS,
     boundary_length_density,
@@ -44,10 +45,12 @@ __all__ = [
     "face_count_surface",
     "geodesic_distance_to_outlet",
     "geodesic_tortuosity",
+    "interfacial_areas",
     "intrusion_distribution",
     "mean_chord_length",
     "pore_size_distribution",
     "specific_surface_area",
     "taufactor_available",
+    "triple_phase_boundary_density",
     "volume_fraction",
 ]
