@@ -117,3 +117,23 @@ def test_bad_input_is_refused():
 def test_interface_key_is_sorted_numerically():
     assert interface_key(170, 85) == "85|170"
     assert interface_key("SE", "AM") == "AM|SE"
+
+
+def test_describe_and_compare_carry_the_interfaces(boolean):
+    from napari_gencal.core.compare import compare
+    from napari_gencal.core.descriptors import describe
+    from napari_gencal.core.phases import PhaseMap
+
+    vol, _ = boolean
+    sub = vol[:40, :40, :40]
+    pm = PhaseMap((0, 85, 170))
+    d = describe(sub, pm, voxel_size=0.4, include=("volume_fraction", "interfaces"))
+    pairs = interfacial_areas(sub, 3, voxel_size=0.4)
+    assert d["interfaces"] == {"0|85": pairs[(0, 1)], "0|170": pairs[(0, 2)],
+                               "85|170": pairs[(1, 2)]}  # fmt: skip
+    assert d["triple_phase_boundary"] == triple_phase_boundary_density(sub, voxel_size=0.4)
+    rows = {r["phase"]: r for r in compare(d, d).rows}
+    assert rows["0|85"]["unit"] == "1/unit" and rows["0|85"]["rel_error"] == 0
+    assert rows["tpb"]["data"] == d["triple_phase_boundary"]
+    two = describe((sub > 0).astype(np.uint8), include=("interfaces",))
+    assert two["triple_phase_boundary"] is None and list(two["interfaces"]) == ["0|1"]

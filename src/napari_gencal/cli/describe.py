@@ -79,11 +79,20 @@ def format_table(desc: dict) -> str:
                 rows.append((name, key, *(_cell(v.get(d)) for d in desc["directions"])))
             else:
                 rows.append((name, key, _cell(v)))
+    names = {lab: p.get("name", lab) for lab, p in desc["phases"].items()}
+    for pair, v in (desc.get("interfaces") or {}).items():
+        a, b = pair.split("|")
+        rows.append((f"{names.get(a, a)}|{names.get(b, b)}", "interface_area", _cell(v)))
+    if desc.get("triple_phase_boundary") is not None:
+        rows.append(("all three", "tpb_length", _cell(desc["triple_phase_boundary"])))
     widths = [max(len(r[i]) for r in rows if len(r) > i) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     unit = desc["unit"]
-    lines.append(f"lengths in {unit}, S_V in 1/{unit}; n/p = not percolating / not available")
+    lines.append(
+        f"lengths in {unit}, S_V and interface areas in 1/{unit}, TPB length in 1/{unit}²; "
+        "n/p = not percolating / not available"
+    )
     return "\n".join(lines)
 
 
@@ -105,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         include = tuple(d.strip() for d in args.include.split(",") if d.strip())
     if args.transport:
         base = include or (
-            ("volume_fraction", "specific_surface_area", "mean_chord_length")
+            ("volume_fraction", "specific_surface_area", "mean_chord_length", "interfaces")
             + (("geodesic_tortuosity", "constrictivity") if image.ndim == 3 else ())
         )
         include = tuple(base) + ("transport",)

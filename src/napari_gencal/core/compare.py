@@ -281,6 +281,7 @@ def compare(data_descriptors: dict[str, Any], model_descriptors: dict[str, Any])
                     rows.append(_row(lab, name, short, direc, unit, dval, mv[direc]))
             else:
                 rows.append(_row(lab, name, short, None, unit, dv, mv))
+    rows += _interface_rows(data_descriptors, model_descriptors, u_d)
     from .fit_check import judge
 
     verdict = judge(
@@ -288,6 +289,23 @@ def compare(data_descriptors: dict[str, Any], model_descriptors: dict[str, Any])
     )
     return Comparison(rows, data_descriptors, model_descriptors, warnings=warnings,
                       verdict=verdict)  # fmt: skip
+
+
+def _interface_rows(dd: dict[str, Any], md: dict[str, Any], u: str) -> list[dict[str, Any]]:
+    """Rows for the pair interface areas and the triple-phase boundary (when both have them)."""
+    names = {lab: p.get("name", lab) for lab, p in dd.get("phases", {}).items()}
+    rows = []
+    di, mi = dd.get("interfaces") or {}, md.get("interfaces") or {}
+    for pair, dv in di.items():
+        if pair not in mi:
+            continue
+        a, b = pair.split("|")
+        name = f"{names.get(a, a)}|{names.get(b, b)}"
+        rows.append(_row(pair, name, "interface area", None, f"1/{u}", dv, mi[pair]))
+    if dd.get("triple_phase_boundary") is not None and "triple_phase_boundary" in md:
+        rows.append(_row("tpb", "all three", "TPB length", None, f"1/{u}²",
+                         dd["triple_phase_boundary"], md["triple_phase_boundary"]))  # fmt: skip
+    return rows
 
 
 def _row(lab, name, short, direc, unit, dv, mv) -> dict[str, Any]:
@@ -407,6 +425,7 @@ def compare_images(
         "specific_surface_area",
         "mean_chord_length",
         "chord_length_distribution",
+        "interfaces",
     )
     model_sections = di.ndim == 2 and mi.ndim == 3
     if include is None:

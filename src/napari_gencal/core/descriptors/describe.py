@@ -18,12 +18,16 @@
           "chord_length_distribution": {"z": {"length": [...], "probability": [...]}, ...}
         }, ...
       },
+      "interfaces": {"<label>|<label>": float, ...},          # include "interfaces"
+      "triple_phase_boundary": float | None,                 # three phases; None otherwise
       "voxel_size": float | None, "unit": str, "dimension": 2 | 3, "shape": [...],
       "sections": bool, "directions": [...], "include": [...], "method": {...}, "warnings": [...]
     }
 
 Keys of descriptors that were not requested are absent. Lengths are in voxels, or in ``unit`` when a
-voxel size is given (S_V in 1/unit); tortuosity, constrictivity and diffusivity are dimensionless.
+voxel size is given (S_V and interface areas in 1/unit, TPB length in 1/unit²); tortuosity,
+constrictivity and diffusivity are dimensionless. Interface keys join the two labels sorted
+numerically (``"0|85"``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from ..phases import PhaseMap, to_indices
 from ._common import AXIS_NAMES_2D, AXIS_NAMES_3D, DescriptorError, as_index_array
 from .chords import chord_length_distribution, mean_chord_length
 from .constrictivity import constrictivity
+from .interfaces import interface_key, interfacial_areas, triple_phase_boundary_density
 from .surface import specific_surface_area
 from .tortuosity import geodesic_tortuosity
 from .transport import effective_transport, taufactor_available
@@ -52,8 +57,9 @@ DESCRIPTORS = (
     "geodesic_tortuosity",
     "constrictivity",
     "transport",
+    "interfaces",
 )
-DEFAULT_INCLUDE_2D = ("volume_fraction", "specific_surface_area", "mean_chord_length")
+DEFAULT_INCLUDE_2D = ("volume_fraction", "specific_surface_area", "mean_chord_length", "interfaces")
 DEFAULT_INCLUDE_3D = DEFAULT_INCLUDE_2D + ("geodesic_tortuosity", "constrictivity")
 THREE_D_ONLY = ("geodesic_tortuosity", "constrictivity", "transport")
 
@@ -67,6 +73,10 @@ METHODS = {
     "geodesic_tortuosity": "exact shortest paths, 26-neighbours (1, sqrt2, sqrt3)",
     "constrictivity": "(r_min/r_max)^2: CPSD median by ball opening, MIP median from the inlet",
     "transport": "TauFactor steady-state diffusion (tortuosity factor, D_eff/D_0)",
+    "interfaces": (
+        "pair areas: Crofton pair crossings (same directions as S_V); TPB: L_V = 2 P_A from "
+        "junction clusters per lattice plane"
+    ),
 }
 
 
@@ -267,8 +277,20 @@ def describe(
                         f"{r.iterations} iterations; raise transport_options['iter_limit']"
                     )
         phases[str(labels[i])] = entry
+    extra: dict[str, Any] = {}
+    if "interfaces" in include:
+        pairs = interfacial_areas(arr, k, h, sections=sections)
+        extra["interfaces"] = {
+            interface_key(labels[i], labels[j]): v for (i, j), v in pairs.items()
+        }
+        extra["triple_phase_boundary"] = (
+            triple_phase_boundary_density(arr, voxel_size=h, n_phases=k, sections=sections)
+            if k == 3 and not absent
+            else None
+        )
     return {
         "phases": phases,
+        **extra,
         "voxel_size": h,
         "unit": unit_name,
         "dimension": dim,
