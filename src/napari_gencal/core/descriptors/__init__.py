@@ -8,6 +8,7 @@ See ``docs/descriptors.md`` for the estimators and their caveats.
 from __future__ import annotations
 
 from ._common import DescriptorError
+from .composite import accessible_active_material, composite_conductivity, electrode_tortuosity
 from .chords import ChordLengthDistribution, chord_length_distribution, mean_chord_length
 from .constrictivity import (
     Constrictivity,
@@ -29,6 +30,9 @@ from .transport import TransportResult, effective_transport, taufactor_available
 from .volume import volume_fraction
 
 __all__ = [
+    "accessible_active_material",
+    "composite_conductivity",
+    "electrode_tortuosity",
     "DESCRIPTORS",
     "ChordLengthDistribution",
     "Constrictivity",
