@@ -8,8 +8,8 @@ See ``docs/descriptors.md`` for the estimators and their caveats.
 from __future__ import annotations
 
 from ._common import DescriptorError
-from .composite import accessible_active_material, composite_conductivity, electrode_tortuosity
 from .chords import ChordLengthDistribution, chord_length_distribution, mean_chord_length
+from .composite import accessible_active_material, composite_conductivity, electrode_tortuosity
 from .constrictivity import (
     Constrictivity,
     constrictivity,
