@@ -42,6 +42,7 @@ __all__ = [
     "compare",
     "sweep",
     "fuse",
+    "cell",
     "LabelImage",
     "PhaseMap",
 ]
@@ -443,3 +444,121 @@ def fuse(
         mapping=mp.to_dict(labels), settings=st.__dict__.copy(),
         seconds=time.perf_counter() - t0,
     )  # fmt: skip
+
+
+def cell(
+    model_or_volume: ExcursionModel | ImageLike,
+    active: Any,
+    electrolyte: Any,
+    conductors: Any = (),
+    voxel_size: str | float | None = None,
+    thickness: str | float | None = None,
+    base: str = "Chen2020",
+    rates: str | Sequence[float] = (0.2, 1.0, 2.0, 3.0),
+    model: str = "DFN",
+    *,
+    data: ImageLike | None = None,
+    phases: str | Sequence[int] | None = None,
+    realizations: int = 1,
+    shape: int | Sequence[int] = 128,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    device: str = "cpu",
+    progress: Callable[[dict], Any] | None = None,
+    **settings: Any,
+) -> Any:
+    """A battery cell per twin: interfaces, conductivities, a PyBaMM parameter set, discharges.
+
+    Parameters
+    ----------
+    model_or_volume : ExcursionModel, model file, label volume or path
+        A model (``realizations`` twins of ``shape`` are generated with seeds ``seed, seed+1,
+        …``) or a 3D label volume.
+    active, electrolyte : label
+        Label values of the active material and of the electrolyte phase (e.g. 85 and 0).
+    conductors : label or sequence of labels
+        Further electron-conducting phases (e.g. 170, the carbon binder).
+    voxel_size : str or float
+        ``"0.4um"`` (a bare number is read as µm); default: the model's or the volume's.
+    thickness : str or float, optional
+        Electrode thickness (``"60um"``; default: the base set's).
+    base : str
+        PyBaMM parameter set whose positive electrode the twin replaces.
+    rates : str or sequence of float
+        C-rates (``"0.2,1,2,3"``).
+    model : {"DFN", "SPMe"}
+    data : label volume or path, optional
+        Also run the data (named ``"data"``), first, for data vs twins side by side.
+    phases : str or sequence, optional
+        Label values of a volume's phases (as for :func:`read_labels`).
+    out : path, optional
+        Write ``table.csv``, ``cell.json``, ``discharge.png`` and BPX files into this new folder.
+    **settings
+        Further :class:`~napari_gencal.core.cell.CellSettings` fields (``sigma_active``,
+        ``sigma_conductor``, ``electrolyte_kind="solid"`` with ``electrolyte_conductivity``,
+        ``radius``, ``axis``, ``separator``, ``cutoff``).
+
+    Returns
+    -------
+    CellResult
+        ``str()`` table, ``rows()``, ``spread()``, ``to_csv``, ``figure()``, ``write(folder)``;
+        ``.runs[i].figures`` (the microstructure figures), ``.parameters`` (the mapping record),
+        ``.parameter_values`` (PyBaMM).
+    """
+    from .core.cell import CellError, CellSettings, cell_runs, parse_length
+    from .core.phases import to_indices
+
+    conductors = (conductors,) if np.isscalar(conductors) else tuple(conductors)
+    volumes: list[tuple[str, np.ndarray]] = []
+    pm = None
+    vs_default = None
+    if data is not None:
+        d = _as_label_image(data, phases)
+        pm = d.phase_map
+        volumes.append(("data", to_indices(d.data, pm)))
+        vs_default = d.voxel_size
+    m = None
+    if isinstance(model_or_volume, str | os.PathLike) and str(model_or_volume).endswith(".json"):
+        m = load_model(model_or_volume)
+    elif hasattr(model_or_volume, "phase_map") and not hasattr(model_or_volume, "data"):
+        m = model_or_volume
+    if m is not None:
+        from .core.generate import generate as _generate
+
+        shp = (int(shape),) * 3 if np.isscalar(shape) else tuple(int(v) for v in shape)
+        mpm = m.user_phase_map or m.phase_map
+        if pm is not None and set(map(str, pm.labels)) != set(map(str, mpm.labels)):
+            raise CellError(f"the data labels {list(pm.labels)} and the model labels "
+                            f"{list(mpm.labels)} differ")  # fmt: skip
+        pm = pm or mpm
+        for r in range(int(realizations)):
+            lab = _generate(m, shp, seed=int(seed) + r, device=device)
+            volumes.append((f"twin seed {int(seed) + r}", to_indices(lab, pm)))
+        if vs_default is None and m.voxel_size is not None:
+            vs_default = m.voxel_size
+            settings.setdefault("extra", {})["unit"] = m.unit
+    else:
+        img = _as_label_image(model_or_volume, phases if pm is None else pm)
+        pm = pm or img.phase_map
+        name = "volume" if data is None else "other"
+        if isinstance(model_or_volume, str | os.PathLike):
+            name = os.path.basename(str(model_or_volume))
+        volumes.append((name, to_indices(img.data, pm)))
+        vs_default = vs_default or img.voxel_size
+    unit = (settings.get("extra") or {}).get("unit") or "um"
+    if voxel_size is None:
+        if vs_default is None:
+            raise CellError("give the voxel size: voxel_size='0.4um' (--voxel-size 0.4um)")
+        vs_default = vs_default[0] if not np.isscalar(vs_default) else vs_default
+        voxel_size = f"{float(vs_default)}{'um' if unit in (None, 'unit', 'um', 'µm') else unit}"
+    st = CellSettings(
+        active=active, electrolyte=electrolyte, conductors=conductors,
+        voxel_size=parse_length(voxel_size, "voxel size", "um"),
+        thickness=None if thickness is None else parse_length(thickness, "thickness", "um"),
+        base=base, rates=rates, model=model, **settings,
+    ).validate()  # fmt: skip
+    result = cell_runs(volumes, tuple(pm.labels), st, device=device, progress=progress)
+    if out is not None:
+        result.write(out, overwrite=overwrite)
+    return result

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from .. import __version__
 
-SUBCOMMANDS = ("demo", "calibrate", "generate", "tppf", "describe", "compare", "sweep", "fuse")
+SUBCOMMANDS = ("demo", "calibrate", "generate", "tppf", "describe", "compare", "sweep", "fuse",
+               "cell")
 
 
 class CLIError(Exception):
