@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--conductor", action="append", default=[], metavar="LABEL",
         help="label of an electron-conducting phase (carbon binder), repeatable",
     )  # fmt: skip
-    p.add_argument("--voxel-size", help="voxel edge with unit, e.g. 0.4um (default: the file's)")
+    p.add_argument(
+        "--voxel-size", help="voxel edge, e.g. 0.4um (a bare number is µm; default: the file's)"
+    )
     p.add_argument("--thickness", help="electrode thickness, e.g. 60um (default: the base set's)")
     p.add_argument("--base", default="Chen2020", help="PyBaMM parameter set (default Chen2020)")
     p.add_argument("--rates", default="0.2,1,2,3", help="C-rates (default 0.2,1,2,3)")

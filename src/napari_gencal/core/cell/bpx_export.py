@@ -96,6 +96,11 @@ def _stoichiometry_limits(pv, dom: str) -> tuple[float, float]:
     return float(min(y0, y100)), float(max(y0, y100))
 
 
+def _optional(pv, names: dict[str, str]) -> dict[str, float]:
+    """BPX fields that the base set has (PyBaMM's reader needs some the schema leaves optional)."""
+    return {bpx: float(pv[name]) for bpx, name in names.items() if name in pv.keys()}
+
+
 def to_bpx(parameter_values, title: str, description: str = "", model: str = "DFN") -> dict:
     """The BPX document (a dict) of a PyBaMM parameter set, validated by the ``bpx`` schema.
 
@@ -132,6 +137,8 @@ def to_bpx(parameter_values, title: str, description: str = "", model: str = "DF
                     "Upper voltage cut-off [V]": float(pv["Upper voltage cut-off [V]"]),
                     "Nominal cell capacity [A.h]": float(pv["Nominal cell capacity [A.h]"]),
                     "Reference temperature [K]": t_ref,
+                    **_optional(pv, {"External surface area [m2]": "Cell cooling surface area [m2]",
+                                     "Volume [m3]": "Cell volume [m3]"}),
                 },
                 "Electrolyte": {
                     "Cation transference number": float(pv["Cation transference number"]),

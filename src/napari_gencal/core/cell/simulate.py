@@ -114,7 +114,10 @@ def run_discharges(parameter_values, settings: CellSettings) -> list[Discharge]:
                     f"deliver {rate:g}C (try lower rates)"
                 )
         except Exception as exc:  # noqa: BLE001 - one failed rate is a row, not a crash
-            d.error = f"PyBaMM could not discharge at {rate:g}C: {type(exc).__name__}: {exc}"
+            d.error = (
+                f"PyBaMM could not discharge at {rate:g}C — usually a rate beyond what this "
+                f"cell can deliver; try lower rates ({type(exc).__name__}: {exc})"
+            )
         d.seconds = time.perf_counter() - t0
         out.append(d)
     return out
