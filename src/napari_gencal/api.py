@@ -274,6 +274,7 @@ def sweep(
     n_workers: int | None = None,
     resume: bool = False,
     progress: bool | Callable[[int, int, dict], Any] = True,
+    cell: dict[str, Any] | None = None,
 ) -> Any:
     """Virtual materials testing: vary knobs of a model, measure every realization (Dask).
 
@@ -298,6 +299,11 @@ def sweep(
         of a new LocalCluster (default: the CPU count).
     progress : bool or callable
         A progress bar (tqdm, also in Jupyter) or ``progress(done, total, row)``.
+    cell : dict, optional
+        Also discharge every realization as a cell's positive electrode:
+        :class:`~napari_gencal.core.cell.CellSettings` fields, e.g. ``{"active": 85,
+        "electrolyte": 0, "conductors": [170], "voxel_size": "0.4um", "rates": [0.2, 1, 2, 3]}``
+        → columns ``capacity[2C]``, ``utilisation[2C]``, ``energy[2C]``, ``cell_error`` ….
 
     Returns
     -------
@@ -319,7 +325,12 @@ def sweep(
         design = make_design(design)
     shp = (int(shape),) * 3 if np.isscalar(shape) else tuple(int(s) for s in shape)
     measures = tuple(x for x in MEASURES if transport or x != "transport")
-    spec = SweepSpec(m.to_dict(), design, int(realizations), shp, int(seed), measures)
+    extra = {}
+    if cell is not None:
+        measures += ("cell",)
+        extra["cell"] = dict(cell)
+    spec = SweepSpec(m.to_dict(), design, int(realizations), shp, int(seed), measures,
+                     extra=extra)  # fmt: skip
     folder = out if out is not None else tempfile.mkdtemp(prefix="gencal-sweep-")
     cb = progress if callable(progress) else None
     bar = None

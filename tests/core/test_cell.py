@@ -182,3 +182,22 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys):
     rc = main(["cell", str(tmp_path / "v.npy"), "--phases", "0,85", "--active", "85",
                "--electrolyte", "0", "--voxel-size", "0.4 furlong"])  # fmt: skip
     assert rc == 2 and "unknown unit" in capsys.readouterr().err
+
+
+def test_a_sweep_row_gets_cell_columns_and_reuses_taufactor(model):
+    pytest.importorskip("pybamm")
+    from napari_gencal.core.sweep import SweepSpec, grid
+    from napari_gencal.core.sweep.run import evaluate
+
+    cell = {"active": 85, "electrolyte": 0, "conductors": [170], "voxel_size": "1.5um",
+            "rates": [1], "sigma_active": 0.18}  # fmt: skip
+    measures = ("volume_fraction", "interfaces", "transport", "cell")
+    row = evaluate(model.to_dict(), {}, 3, (40, 40, 40), measures, ("z",), cell=cell)
+    assert row["cell_error"] == "" and 0 < row["utilisation[1C]"] <= 1
+    assert {"capacity[1C]", "energy[1C]", "interface_area[0|85]", "tpb_length"} <= set(row)
+    assert row["t_cell"] > 0 and np.isnan(row["cell:tau_e"])  # sweeps skip τ_e
+    with pytest.raises(ValueError, match="cell measure needs its settings"):
+        SweepSpec(model.to_dict(), grid({"vf:0": [0.4]}), measures=measures)
+    with pytest.raises(ValueError, match="voxel size"):
+        SweepSpec(model.to_dict(), grid({"vf:0": [0.4]}), measures=measures,
+                  extra={"cell": {"active": 85, "electrolyte": 0}})  # fmt: skip

@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=128, help="volume edge in voxels (default 128)")
     p.add_argument("--seed", type=int, default=0, help="sweep seed")
     p.add_argument("--no-transport", action="store_true", help="skip TauFactor (faster)")
+    p.add_argument(
+        "--cell", metavar="KEY=VALUE,…",
+        help="also discharge each realization as a cell's cathode (PyBaMM), e.g. "
+        "'active=85,electrolyte=0,conductors=170,voxel_size=0.4um,rates=0.2;1;2;3' "
+        "(see gencal cell; a YAML spec takes a cell: section)",
+    )  # fmt: skip
     p.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:8786)")
     p.add_argument("--workers", type=int, help="workers of the local cluster (default: cores)")
     p.add_argument("--resume", action="store_true", help="continue the sweep in --out")
@@ -60,8 +66,12 @@ def _spec(args: argparse.Namespace):
         except ValueError:
             raise CLIError("--values takes numbers separated by commas, e.g. 0.3,0.4,0.5") from None
         measures = tuple(m for m in MEASURES if not (args.no_transport and m == "transport"))
+        extra = {}
+        if args.cell:
+            measures += ("cell",)
+            extra["cell"] = _cell_option(args.cell)
         return SweepSpec(ExcursionModel.load(path).to_dict(), grid(ranges), args.n,
-                         (args.size,) * 3, args.seed, measures)  # fmt: skip
+                         (args.size,) * 3, args.seed, measures, extra=extra)  # fmt: skip
     import yaml
 
     try:
@@ -72,7 +82,32 @@ def _spec(args: argparse.Namespace):
         raise CLIError(f"{path} must hold a mapping (model:, design:, …)")
     if args.no_transport:
         data["measures"] = [m for m in data.get("measures", MEASURES) if m != "transport"]
+    if args.cell:
+        data["cell"] = _cell_option(args.cell)
     return SweepSpec.from_mapping(data, base_dir=path.parent)
+
+
+def _cell_option(text: str) -> dict:
+    """``active=85,electrolyte=0,conductors=170;171,rates=0.2;1;2`` → a cell settings dict."""
+    from . import CLIError
+
+    out: dict = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise CLIError(f"--cell takes KEY=VALUE pairs separated by commas, got {part!r}")
+        values = [v.strip() for v in value.split(";")]
+        if key in ("conductors", "rates"):
+            out[key] = values
+        elif key in ("voxel_size", "thickness", "base", "model", "axis", "radius", "active",
+                     "electrolyte", "separator", "electrolyte_kind"):  # fmt: skip
+            out[key] = value.strip()
+        else:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                raise CLIError(f"--cell {key} must be a number, got {value!r}") from None
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -40,7 +40,8 @@ class CellFigures:
         ``Σ φ_i σ_i / (1 − ε)``: the solid's mean conductivity (PyBaMM's "electrode
         conductivity", with τ_electronic as its tortuosity factor).
     tau_e : float
-        Electrode tortuosity factor (reaction on the active|electrolyte faces).
+        Electrode tortuosity factor (reaction on the active|electrolyte faces; ``nan`` when
+        not asked for).
     accessible, accessible_ionic, accessible_electronic : float
         Shares of the active phase reachable (both / ionically / electronically).
     electrolyte_percolates, electronic_percolates : bool
@@ -213,8 +214,11 @@ def measure_cell_figures(
         warnings.append("TauFactor did not converge for the solid; raise iter_limit")
     seconds["sigma_electronic"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    te = electrode_tortuosity(arr, el, (am,), s.axis, n_phases=k, separator=s.separator)
-    seconds["tau_e"] = time.perf_counter() - t0
+    tau_e = float("nan")
+    if s.electrode_tortuosity:
+        tau_e = electrode_tortuosity(arr, el, (am,), s.axis, n_phases=k,
+                                     separator=s.separator).tau_e  # fmt: skip
+        seconds["tau_e"] = time.perf_counter() - t0
     eps = float(frac[el])
     return CellFigures(
         eps_electrolyte=eps,
@@ -229,7 +233,7 @@ def measure_cell_figures(
         sigma_electronic=cc.sigma_eff,
         tau_electronic=cc.tau,
         sigma_solid_mean=cc.sigma_mean / max(1 - eps, 1e-12),
-        tau_e=te.tau_e,
+        tau_e=tau_e,
         accessible=acc.fraction,
         accessible_ionic=acc.ionic,
         accessible_electronic=acc.electronic,

@@ -135,6 +135,9 @@ class CellSettings:
         Lower voltage cut-off [V] (default: the base set's).
     iter_limit : int
         TauFactor iteration budget.
+    electrode_tortuosity : bool
+        Also solve for the electrode tortuosity factor τ_e (a figure of its own; it does not
+        enter the DFN, which resolves where the reaction happens itself). Sweeps skip it.
     """
 
     active: Any
@@ -154,6 +157,7 @@ class CellSettings:
     radius: str = "geometric"
     cutoff: float | None = None
     iter_limit: int = 10000
+    electrode_tortuosity: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> CellSettings:

@@ -44,6 +44,7 @@ __all__ = [
     "connect",
     "memory_per_task",
     "MEASURES",
+    "OPTIONAL_MEASURES",
 ]
 
 #: What a realization can be measured for (``transport`` needs TauFactor).
@@ -54,7 +55,11 @@ MEASURES = (
     "geodesic_tortuosity",
     "constrictivity",
     "transport",
+    "interfaces",
 )
+#: Measures that need settings of their own (in ``SweepSpec.extra``): ``cell`` needs
+#: ``extra["cell"]``, the :class:`~napari_gencal.core.cell.CellSettings` fields as a dict.
+OPTIONAL_MEASURES = ("cell",)
 
 
 @dataclass
@@ -99,9 +104,21 @@ class SweepSpec:
             raise ValueError(f"shape must be three sizes ≥ 8 (z, y, x), got {self.shape}")
         if int(self.realizations) < 1:
             raise ValueError(f"realizations must be ≥ 1, got {self.realizations}")
-        bad = [m for m in self.measures if m not in MEASURES]
+        bad = [m for m in self.measures if m not in MEASURES + OPTIONAL_MEASURES]
         if bad:
-            raise ValueError(f"unknown measures {bad}; choose from {', '.join(MEASURES)}")
+            raise ValueError(
+                f"unknown measures {bad}; choose from {', '.join(MEASURES + OPTIONAL_MEASURES)}"
+            )
+        if "cell" in self.measures:
+            from ..cell import CellSettings
+
+            cell = self.extra.get("cell")
+            if not isinstance(cell, Mapping):
+                raise ValueError(
+                    "the cell measure needs its settings: cell: {active: 85, electrolyte: 0, "
+                    "conductors: [170], voxel_size: 0.4um}"
+                )
+            CellSettings(**_cell_settings(cell)).validate()  # bad settings: refused here
         bad = [d for d in self.directions if d not in ("z", "y", "x")]
         if bad:
             raise ValueError(f"directions must be z, y or x, got {bad}")
@@ -166,15 +183,19 @@ class SweepSpec:
         shape = d.get("shape", 128)
         shape = (int(shape),) * 3 if np.isscalar(shape) else tuple(int(s) for s in shape)
         known = {"model", "design", "realizations", "shape", "seed", "measures", "directions",
-                 "transport_iter_limit", "device", "extra"}  # fmt: skip
+                 "transport_iter_limit", "device", "extra", "cell"}  # fmt: skip
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown sweep settings {unknown}; known: {sorted(known)}")
+        extra = dict(d.get("extra") or {})
+        measures = tuple(d.get("measures", MEASURES))
+        if d.get("cell") is not None:  # a cell: section adds the cell measure
+            extra["cell"] = dict(d["cell"])
+            measures = tuple(dict.fromkeys(measures + ("cell",)))
         return cls(
             dict(model), design, int(d.get("realizations", 3)), shape, int(d.get("seed", 0)),
-            tuple(d.get("measures", MEASURES)), tuple(d.get("directions", ("z", "y", "x"))),
-            int(d.get("transport_iter_limit", 5000)), str(d.get("device", "cpu")),
-            dict(d.get("extra") or {}),
+            measures, tuple(d.get("directions", ("z", "y", "x"))),
+            int(d.get("transport_iter_limit", 5000)), str(d.get("device", "cpu")), extra,
         )  # fmt: skip
 
 
@@ -210,7 +231,31 @@ def _flatten(desc: dict[str, Any], directions: Sequence[str]) -> dict[str, Any]:
                         )  # fmt: skip
             else:
                 row[f"{key}[{lab}]"] = float("nan") if v is None else float(v)
+    for pair, v in (desc.get("interfaces") or {}).items():
+        row[f"interface_area[{pair}]"] = float(v)
+    if "triple_phase_boundary" in desc:
+        tpb = desc["triple_phase_boundary"]
+        row["tpb_length"] = float("nan") if tpb is None else float(tpb)
     return row
+
+
+def _cell_settings(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """CellSettings fields from a sweep's ``cell`` dict (lengths may carry units: "0.4um")."""
+    from ..cell import parse_length
+
+    out = dict(cell)
+    if "conductors" in out and np.isscalar(out["conductors"]):
+        out["conductors"] = (out["conductors"],)
+    out["conductors"] = tuple(out.get("conductors", ()))
+    if "voxel_size" in out and not isinstance(out["voxel_size"], int | float):
+        out["voxel_size"] = parse_length(out["voxel_size"], "voxel size", "um")
+    if out.get("thickness") is not None and not isinstance(out["thickness"], int | float):
+        out["thickness"] = parse_length(out["thickness"], "thickness", "um")
+    if "rates" in out and not isinstance(out["rates"], str):
+        out["rates"] = tuple(float(r) for r in out["rates"])
+    # a sweep skips the electrode tortuosity solve unless asked (it does not enter the cell)
+    out.setdefault("electrode_tortuosity", False)
+    return out
 
 
 def evaluate(
@@ -223,14 +268,20 @@ def evaluate(
     transport_iter_limit: int = 5000,
     device: str = "cpu",
     threads: int | None = None,
+    cell: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One realization of the model with ``knobs`` set, measured: a flat row (runs on workers).
+
+    With ``"cell"`` in ``measures`` and ``cell`` settings, the realization is also discharged
+    as a cell's positive electrode (``capacity[2C]``, ``energy[2C]``, … columns; a volume that
+    cannot make a cell gets ``cell_error`` saying why, the other columns stay).
 
     Returns
     -------
     dict
-        Timing columns (``t_generate``, ``t_descriptors``, ``t_transport``, seconds) and one
-        column per descriptor, phase and direction (``effective_diffusivity[85,z]`` …).
+        Timing columns (``t_generate``, ``t_descriptors``, ``t_transport``, ``t_cell``,
+        seconds) and one column per descriptor, phase and direction
+        (``effective_diffusivity[85,z]``, ``interface_area[0|85]`` …).
     """
     if threads is not None:
         import torch
@@ -248,7 +299,7 @@ def evaluate(
     pm = m.user_phase_map
     idx = to_indices(labels, pm) if pm is not None else labels - 1
     t1 = time.perf_counter()
-    base = [x for x in measures if x != "transport"]
+    base = [x for x in measures if x not in ("transport", "cell")]
     desc = describe(idx, pm, directions=tuple(directions), include=tuple(base),
                     allow_absent=True)  # fmt: skip
     t2 = time.perf_counter()
@@ -261,7 +312,26 @@ def evaluate(
         row.update(_flatten(tr, directions))
         t3 = time.perf_counter()
     row.update({"t_generate": t1 - t0, "t_descriptors": t2 - t1, "t_transport": t3 - t2})
+    if "cell" in measures:
+        row.update(_evaluate_cell(idx, pm, cell or {}, row, device))
+        row["t_cell"] = time.perf_counter() - t3
     return row
+
+
+def _evaluate_cell(idx: np.ndarray, pm: Any, cell: Mapping[str, Any], row: dict[str, Any],
+                   device: str) -> dict[str, Any]:  # fmt: skip
+    """The cell columns of one realization (the TauFactor τ of the row is reused)."""
+    from ..cell import CellError, CellSettings, cell_metrics, simulate_cell
+
+    st = CellSettings(**_cell_settings(cell)).validate()
+    labels = tuple(pm.labels) if pm is not None else tuple(range(int(idx.max()) + 1))
+    tau = row.get(f"tortuosity_factor[{st.electrolyte},{st.axis}]")
+    try:
+        run = simulate_cell(idx, labels, st, "realization", device=device,
+                            tau_electrolyte=None if tau is None else float(tau))  # fmt: skip
+    except CellError as exc:
+        return {"cell_error": str(exc)}
+    return cell_metrics(run)
 
 
 # ------------------------------------------------------------------------- the cluster
@@ -435,7 +505,8 @@ def run_sweep(
                 fut = client.submit(
                     evaluate, spec.model, spec.design.point(p), realization_seed(spec.seed, p, r),
                     spec.shape, spec.measures, spec.directions, spec.transport_iter_limit,
-                    spec.device, 1, key=f"gencal-sweep-{out.name}-{p}-{r}-{time.time_ns()}",
+                    spec.device, 1, spec.extra.get("cell"),
+                    key=f"gencal-sweep-{out.name}-{p}-{r}-{time.time_ns()}",
                     pure=False, retries=retries,
                 )  # fmt: skip
                 futures[fut] = (p, r)
