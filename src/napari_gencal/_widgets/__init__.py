@@ -16,6 +16,7 @@ __all__ = [
     "CompareWidget",
     "SweepWidget",
     "FuseWidget",
+    "CellWidget",
 ]
 
 _WHERE = {
@@ -25,10 +26,12 @@ _WHERE = {
     "CompareWidget": "._compare",
     "SweepWidget": "._sweep",
     "FuseWidget": "._fuse",
+    "CellWidget": "._cell",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._calibration import CalibrationWidget
+    from ._cell import CellWidget
     from ._compare import CompareWidget
     from ._fuse import FuseWidget
     from ._generator import GeneratorWidget

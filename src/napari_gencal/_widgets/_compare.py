@@ -56,7 +56,7 @@ def compare_job(data_img: Any, model_img: Any, full_3d: bool = False) -> dict[st
     if vs is not None and max(vs) > min(vs) * (1 + 1e-6):
         data_img = replace(data_img, voxel_size=None)  # descriptors need cubic voxels
     include = ("volume_fraction", "specific_surface_area", "mean_chord_length")
-    include += ("chord_length_distribution",)
+    include += ("chord_length_distribution", "interfaces")
     if full_3d and data_img.ndim == 3 and model_img.ndim == 3:
         include += ("geodesic_tortuosity", "constrictivity")
     comp = compare_images(data_img, model_img, include=include, device="cpu")

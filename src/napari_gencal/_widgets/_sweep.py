@@ -199,7 +199,8 @@ class SweepWidget(GencalWidget):
     def _on_result(self, result: dict[str, Any]) -> None:
         self.table, self.spec = result["table"], result["spec"]
         cols = [c for c in self.table.columns
-                if "[" in c and np.issubdtype(self.table[c].dtype, np.number)]  # fmt: skip
+                if ("[" in c or c == "tpb_length")
+                and np.issubdtype(self.table[c].dtype, np.number)]  # fmt: skip
         self.y_combo.blockSignals(True)
         self.y_combo.clear()
         self.y_combo.addItems(cols)
