@@ -17,7 +17,7 @@ import numpy as np
 from ._reader import SIDECAR
 from ._widgets._layers import decode_labels
 
-__all__ = ["write_labels", "sidecar_path"]
+__all__ = ["write_labels", "write_image_export", "write_mesh_export", "sidecar_path"]
 
 SIDECAR_FORMAT = "napari-gencal labels sidecar"
 
@@ -113,3 +113,45 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
         p.unlink(missing_ok=True)  # keep TIFF and sidecar together: all or nothing
         raise
     return [str(p), str(side)]
+
+
+def _export_layer(path: str, data: Any, meta: dict[str, Any], fmt: str) -> list[str]:
+    """One Labels layer through :func:`napari_gencal.api.export`: the user's label values, the
+    layer's voxel size (the GenCal metadata, else the layer's scale) and its translate as origin."""
+    from .api import export
+
+    arr = np.asarray(data)
+    info = dict((meta.get("metadata") or {}).get("gencal") or {})
+    labels = info.get("phase_map")
+    out = decode_labels(arr, labels) if labels else arr
+    nd = out.ndim
+    vs = info.get("voxel_size")
+    scale = [float(s) for s in (meta.get("scale") if meta.get("scale") is not None else [])][-nd:]
+    if vs is None and scale and any(abs(s - 1.0) > 1e-12 for s in scale):
+        vs = scale
+    translate = meta.get("translate")
+    origin = [float(t) for t in translate][-nd:] if translate is not None else None
+    unit = info.get("unit") if vs is not None else None
+    if unit in ("unit", "pixel", "voxel"):
+        unit = None
+    res = export(out, path, fmt, voxel_size=vs, unit=unit if vs is not None else None,
+                 origin=origin if origin and any(origin) else None)  # fmt: skip
+    return [str(p) for p in res.paths]
+
+
+def write_image_export(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Save a Labels layer as VTK image data, MetaImage or NRRD (by the file's suffix), with its
+    spacing and origin; never replaces an existing file."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in ("vti", "mhd", "mha", "nrrd"):
+        fmt, path = "vti", str(path) + ".vti"
+    return _export_layer(path, data, meta, fmt)
+
+
+def write_mesh_export(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Save a 3D Labels layer as one watertight surface mesh per phase (``NAME_LABEL.stl`` or
+    ``.ply``) in the layer's physical units; never replaces an existing file."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in ("stl", "ply"):
+        fmt, path = "stl", str(path) + ".stl"
+    return _export_layer(path, data, meta, fmt)

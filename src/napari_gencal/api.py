@@ -39,6 +39,8 @@ __all__ = [
     "calibrate",
     "generate",
     "generate_sections",
+    "model_at_voxel_size",
+    "export",
     "compare",
     "sweep",
     "fuse",
@@ -50,8 +52,26 @@ __all__ = [
 ImageLike = LabelImage | np.ndarray | str | os.PathLike
 
 
-def _as_label_image(image: ImageLike, phases: Any = None, voxel_size: Any = None) -> LabelImage:
-    """Accept a path, an array or a LabelImage; return a checked LabelImage."""
+def _as_label_image(
+    image: ImageLike, phases: Any = None, voxel_size: Any = None, unit: str | None = None
+) -> LabelImage:
+    """Accept a path, an array or a LabelImage; return a checked LabelImage.
+
+    ``voxel_size`` (a number, ``(dz, dy, dx)``, or ``"0.1,0.02,0.02"`` / ``"0.4um"``) overrides
+    the image's own; ``unit`` names its unit when the value does not.
+    """
+    if isinstance(image, str | os.PathLike):
+        return read_labels(image, phases=phases, voxel_size=voxel_size, unit=unit)
+    if voxel_size is not None or unit is not None:
+        from .core.units import normalize_unit, parse_voxel_size
+
+        base = image if isinstance(image, LabelImage) else _as_label_image(image, phases)
+        vs, u = parse_voxel_size(voxel_size, base.data.ndim, unit)
+        if vs is None:  # only a unit: it names the unit of the image's own voxel size
+            vs, u = base.voxel_size, normalize_unit(unit)
+        return LabelImage(base.data, infer_phase_map(base.data, phases) if phases is not None
+                          else base.phase_map, vs, u if vs is not None else None, base.source,
+                          dict(base.metadata))  # fmt: skip
     if isinstance(image, LabelImage):
         if phases is not None:
             image = LabelImage(
@@ -62,17 +82,9 @@ def _as_label_image(image: ImageLike, phases: Any = None, voxel_size: Any = None
                 image.source,
                 dict(image.metadata),
             )
-        if voxel_size is not None:
-            vs = (float(voxel_size),) * image.data.ndim if np.isscalar(voxel_size) else voxel_size
-            image = LabelImage(image.data, image.phase_map, tuple(vs), image.unit, image.source)
         return image
-    if isinstance(image, str | os.PathLike):
-        return read_labels(image, phases=phases, voxel_size=voxel_size)
     arr = np.asarray(image)
-    vs = None
-    if voxel_size is not None:
-        vs = (float(voxel_size),) * arr.ndim if np.isscalar(voxel_size) else tuple(voxel_size)
-    return LabelImage(arr, infer_phase_map(arr, phases), vs, None, "<array>")
+    return LabelImage(arr, infer_phase_map(arr, phases), None, None, "<array>")
 
 
 def load_model(path: str | os.PathLike) -> ExcursionModel:
@@ -208,17 +220,150 @@ def generate(
     device: str = "auto",
     periodic: bool = False,
     chunks: int | Sequence[int] | str | None = "auto",
+    voxel_size: str | float | Sequence[float] | None = None,
+    unit: str | None = None,
 ) -> np.ndarray:
     """Generate a hard-threshold label volume (or 2D section) from a model.
 
     Same model, seed and device → the identical array. ``chunks`` generates block by block with
     bounded memory and gives the same result voxel for voxel; ``"auto"`` (default) does so only
     when the whole volume would need more than 2 GiB of working memory, None never.
+
+    ``voxel_size`` (one value: cubic voxels; ``"0.25um"``; ``(dz, dy, dx)``) generates the twin
+    at that spacing, exactly, through the model's length scale
+    (:func:`~napari_gencal.core.units.model_at_voxel_size`); default: the model's own voxels.
+    ``unit`` names the unit when the value does not (default: the model's).
     """
     from .core.generate import generate as _generate
 
     m = load_model(model) if isinstance(model, str | os.PathLike) else model
+    if voxel_size is not None:
+        m = model_at_voxel_size(m, voxel_size, unit)
     return _generate(m, shape, seed=seed, device=device, periodic=periodic, chunks=chunks)
+
+
+def model_at_voxel_size(
+    model: ExcursionModel | str | os.PathLike,
+    voxel_size: str | float | Sequence[float],
+    unit: str | None = None,
+) -> ExcursionModel:
+    """The model on voxels of ``voxel_size`` (``"0.25um"``, a number, or ``(dz, dy, dx)``):
+    generating it gives the twin at that spacing; the model itself when nothing changes."""
+    from .core.units import model_at_voxel_size as _at
+    from .core.units import parse_voxel_size
+
+    m = load_model(model) if isinstance(model, str | os.PathLike) else model
+    vs, u = parse_voxel_size(voxel_size, 3, unit)
+    return _at(m, vs, u)  # type: ignore[arg-type]
+
+
+def export(
+    volume: Any,
+    path: str | os.PathLike,
+    to: str | Sequence[str] | None = None,
+    *,
+    phases: str | Sequence[int] | None = None,
+    voxel_size: str | float | Sequence[float] | None = None,
+    unit: str | None = None,
+    origin: Sequence[float] | None = None,
+    out_unit: str | None = None,
+    phase: int | None = None,
+    mesh_phases: Sequence[int] | None = None,
+    volume_match: bool = True,
+    smooth: int = 0,
+    decimate: float | None = None,
+    compress: bool = False,
+    overwrite: bool = False,
+) -> Any:
+    """Write a twin for a simulator: VTK/MetaImage/NRRD images, meshes per phase, pore networks.
+
+    Parameters
+    ----------
+    volume : LabelImage, ndarray, path, or a zarr/dask array
+        The labels; a path may be a TIFF/NPY/slice folder or a ``.zarr`` twin, which is exported
+        chunk by chunk to ``vti`` and ``mhd`` (never held in memory).
+    path : path
+        Output file (several formats: its stem gets each suffix; meshes: one file per phase,
+        ``twin_85.stl``).
+    to : str or sequence of str, optional
+        ``vti``, ``mhd``, ``mha``, ``nrrd``, ``stl``, ``ply``, ``pnm`` (or a comma-separated
+        list); default: the suffix of ``path``.
+    phases : str or sequence of int, optional
+        Label values of the phases, for a volume holding more than three values.
+    voxel_size : str, float or (dz, dy, dx), optional
+        Overrides the volume's own (``"0.4um"``, ``"0.1,0.02,0.02"``). Without any, lengths
+        are written in voxels (and the result's notes say so).
+    unit, origin, out_unit
+        Unit of ``voxel_size``; the centre of voxel (0, 0, 0) in physical units ``(z, y, x)``;
+        the unit to write lengths in (e.g. ``"m"``).
+    phase : int, optional
+        The phase whose pore network ``pnm`` extracts (e.g. the pore label).
+    mesh_phases : sequence of int, optional
+        The phases to mesh (default: all).
+    volume_match, smooth, decimate
+        Mesh options: enclose the voxel volume exactly; Taubin iterations; fraction of
+        triangles kept.
+    compress, overwrite
+        Compressed output where the format has it; replace existing files.
+
+    Returns
+    -------
+    ExportResult
+        ``.paths``, ``.grid`` (spacing, origin, unit), ``.meshes`` (volumes), ``.summary()``.
+    """
+    from .core.export import export as _export
+
+    arr, labels, vs, u = _export_source(volume, phases, voxel_size, unit)
+    return _export(arr, path, to, labels=labels, voxel_size=vs, unit=u, origin=origin,
+                   out_unit=out_unit, phase=phase, phases=mesh_phases,
+                   volume_match=volume_match, smooth=smooth, decimate=decimate,
+                   compress=compress, overwrite=overwrite)  # fmt: skip
+
+
+def _export_source(volume: Any, phases: Any, voxel_size: Any, unit: str | None) -> tuple:
+    """``(array, labels, voxel_size, unit)`` of what :func:`export` was given; zarr stays lazy."""
+    from pathlib import Path
+
+    from .core.units import UnitError, normalize_unit, parse_voxel_size
+
+    if isinstance(volume, str | os.PathLike) and Path(volume).name.lower().endswith(".zarr"):
+        import zarr
+
+        z = zarr.open_array(str(volume), mode="r")
+        attrs = dict(z.attrs)
+        labels = attrs.get("phase_labels")
+        vs0 = attrs.get("voxel_size")
+        u0 = (attrs.get("model") or {}).get("unit")
+        arr: Any = z
+    elif isinstance(volume, LabelImage | str | os.PathLike | np.ndarray):
+        img = _as_label_image(volume, phases)
+        arr, labels, vs0, u0 = img.data, list(img.phase_map.labels), img.voxel_size, img.unit
+    else:  # a zarr or dask array: labels from the phases given, or found chunk by chunk
+        arr, vs0, u0 = volume, None, None
+        labels = None
+        if phases is not None:
+            from .core.phases import parse_phases
+
+            labels = list(parse_phases(phases) or ())
+    if labels is None:
+        from .core.phases import present_values
+
+        found: set[int] = set()
+        for z0 in range(0, int(arr.shape[0]), 16):
+            found.update(int(v) for v in present_values(np.asarray(arr[z0 : z0 + 16])))
+        labels = sorted(found)
+    try:
+        u0 = normalize_unit(u0)
+    except UnitError:
+        u0 = None
+    if voxel_size is not None:
+        vs, u = parse_voxel_size(voxel_size, len(arr.shape), unit)
+        u = u if u is not None else (u0 if unit is None else normalize_unit(unit))
+    else:
+        vs, u = vs0, normalize_unit(unit) if unit is not None else u0
+    if vs is not None and len(vs) != len(arr.shape):
+        vs = tuple(vs)[-len(arr.shape):] if len(vs) > len(arr.shape) else None
+    return arr, [int(v) for v in labels], vs, u
 
 
 def generate_sections(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from .. import __version__
 
 SUBCOMMANDS = ("demo", "calibrate", "generate", "tppf", "describe", "compare", "sweep", "fuse",
-               "cell")
+               "cell", "export")
 
 
 class CLIError(Exception):

@@ -47,7 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, help="sections per step")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
-    p.add_argument("--voxel-size", type=float, help="pixel size (stored in the model)")
+    p.add_argument(
+        "--voxel-size",
+        help="pixel/voxel size (stored in the model): one value or z,y,x, with a unit "
+        "(0.4um, 0.1,0.02,0.02um) or in --unit; overrides the file's",
+    )
+    p.add_argument("--unit", help="unit of --voxel-size when it names none (default: the file's)")
     p.add_argument("--checkpoint", help="write a checkpoint here every few epochs")
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
     p.add_argument(
@@ -140,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     changes.update(_parse_sets(args.set))
     config = CalibrationConfig.preset(args.preset, **changes)
 
-    img = read_labels(args.image, phases=args.phases, voxel_size=args.voxel_size)
+    img = read_labels(args.image, phases=args.phases, voxel_size=args.voxel_size, unit=args.unit)
     try:
         data = prepare_data(img, axis=args.axis, fit_b=not args.no_anisotropy)
         pipe = CalibrationPipeline(

@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "model", help="a model file (*.json) to generate from, or a label image/volume to compare"
     )
     p.add_argument("--phases", help="label value of each phase in phase order, e.g. 0,85,170")
-    p.add_argument("--voxel-size", type=float, help="isotropic voxel size of the data")
+    p.add_argument(
+        "--voxel-size", help="voxel size of the data: one value or z,y,x, e.g. 0.4um (overrides "
+        "the file's)",
+    )  # fmt: skip
     p.add_argument("--n", type=int, default=10, help="generated sections for 2D data (10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the realizations (0)")
     p.add_argument("--directions", default="z,y,x", help="directions, comma separated")

@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", help="segmented image: TIFF, PNG, NPY, zipped TIFF or a slice folder")
     p.add_argument("--phases", help="label value of each phase in phase order, e.g. 0,85,170")
     p.add_argument(
-        "--voxel-size", type=float, help="isotropic voxel size (lengths then in its unit)"
+        "--voxel-size", help="voxel size, e.g. 0.4um or z,y,x (lengths then in its unit; "
+        "overrides the file's)"
     )
     p.add_argument("--unit", help="name of the voxel-size unit (default: from the file, or 'unit')")
     p.add_argument(

@@ -36,6 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with .zarr: threads generating chunks at once (default: the cores); peak memory ≈ "
         "workers × one chunk's working memory",
     )  # fmt: skip
+    p.add_argument(
+        "--voxel-size",
+        help="generate at this voxel size, exactly (through the model's length scale): one "
+        "value for cubic voxels or z,y,x, with a unit (0.25um) or in the model's unit "
+        "(default: the model's own voxels)",
+    )
+    p.add_argument("--unit", help="unit of --voxel-size when it names none (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
     p.add_argument(
@@ -76,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         # Check before the (possibly long) generation, not after.
         raise FileExistsError(f"{out} already exists; choose another name or pass --overwrite")
     model = ExcursionModel.load(args.model)
+    if args.voxel_size is not None:
+        from ..api import model_at_voxel_size
+
+        model = model_at_voxel_size(model, args.voxel_size, args.unit)
     if out.name.lower().endswith(".zarr"):
         from ..core.outofcore import DEFAULT_CHUNK, generate_to_zarr
 

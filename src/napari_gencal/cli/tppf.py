@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--bandwidth", type=float, default=1.0, help="Gaussian kernel bandwidth in pixels (1)"
     )
-    p.add_argument("--voxel-size", type=float, help="pixel size (adds an r_phys column)")
+    p.add_argument(
+        "--voxel-size", help="pixel size, e.g. 0.4um (adds an r_phys column; overrides the file's)"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
     p.add_argument("--out", required=True, help="output CSV")
     p.add_argument("--plot", help="also save a figure of the curves (PNG, PDF or SVG)")

@@ -194,7 +194,8 @@ def read_labels(
     path: str | os.PathLike,
     phases: str | Sequence[int] | PhaseMap | None = None,
     max_phases: int = 3,
-    voxel_size: float | Sequence[float] | None = None,
+    voxel_size: str | float | Sequence[float] | None = None,
+    unit: str | None = None,
 ) -> LabelImage:
     """Read a segmented image or stack and check that it is a usable label image.
 
@@ -207,8 +208,11 @@ def read_labels(
         more than ``max_phases`` values.
     max_phases : int
         Largest number of distinct values accepted without a mapping.
-    voxel_size : float or sequence of float, optional
-        Overrides the voxel size read from the file (one value: isotropic).
+    voxel_size : str, float or sequence of float, optional
+        Overrides the voxel size read from the file (one value: isotropic; ``"0.1,0.02,0.02"``
+        or ``"0.4um"`` as on the command line: :func:`.units.parse_voxel_size`).
+    unit : str, optional
+        Unit of ``voxel_size`` when it names none (default: the file's unit).
 
     Returns
     -------
@@ -216,16 +220,19 @@ def read_labels(
     """
     data, meta = read_array(path)
     pm = infer_phase_map(data, phases, max_phases=max_phases)
+    from .units import UnitError, normalize_unit, parse_voxel_size
+
     vs = meta.get("voxel_size")
+    try:
+        file_unit = normalize_unit(meta.get("unit"))
+    except UnitError:  # a unit name we do not know: keep the numbers, say nothing false
+        file_unit = None
     if voxel_size is not None:
-        vs = (
-            tuple(float(voxel_size) for _ in range(data.ndim))
-            if np.isscalar(voxel_size)
-            else tuple(float(v) for v in voxel_size)  # type: ignore[union-attr]
-        )
-        if len(vs) != data.ndim:
-            raise ValueError(f"voxel_size has {len(vs)} values for a {data.ndim}D image")
-    return LabelImage(data, pm, vs, meta.get("unit"), str(path))
+        vs, given = parse_voxel_size(voxel_size, data.ndim, unit)
+        file_unit = given if given is not None else file_unit
+    elif unit is not None:
+        file_unit = normalize_unit(unit)
+    return LabelImage(data, pm, vs, file_unit if vs is not None else None, str(path))
 
 
 def atomic_write(
