@@ -39,10 +39,16 @@ import numpy as np
 
 from ._common import ExportError, Grid, require, write_files
 
-__all__ = ["MeshInfo", "mesh_targets", "phase_mesh", "write_meshes", "mesh_level"]
+__all__ = ["MeshInfo", "mesh_targets", "phase_mesh", "write_meshes", "mesh_level", "slab_planes"]
 
-#: z planes per marching-cubes slab (memory ∝ slab × plane size).
-SLAB_PLANES = 16
+#: Voxels per marching-cubes slab: scikit-image's marching cubes needs ~40 bytes per voxel of
+#: its input on a fine three-phase structure, so a slab costs ~20 MB whatever the volume.
+SLAB_VOXELS = 1 << 19
+
+
+def slab_planes(shape: Sequence[int]) -> int:
+    """z planes per slab for a volume of ``shape`` (at least 2)."""
+    return max(2, SLAB_VOXELS // max(1, (int(shape[1]) + 2) * (int(shape[2]) + 2)))
 
 
 @dataclass
@@ -86,69 +92,152 @@ def mesh_targets(path: str | os.PathLike, fmt: str, labels: Sequence[int]) -> li
     return [p.with_name(f"{stem}_{int(v)}.{fmt}") for v in labels]
 
 
-def _slabs(array: Any, label: int, s: float, planes: int = SLAB_PLANES) -> Iterator[tuple]:
-    """Marching cubes slab by slab on the padded indicator of ``label``.
+def _slab(array: Any, label: int, s: float, a: int, planes: int) -> tuple | None:
+    """Marching cubes on padded planes ``a .. a + planes`` of the indicator of ``label``.
 
-    Yields ``(verts, faces, ids, top, block, a)``: vertices in padded global ``(z, y, x)``
-    index coordinates, faces, the lattice-edge id of each vertex, which vertices lie on the
-    slab's top seam plane, the slab's padded block and its first padded plane ``a``.
+    Returns ``(verts, faces, block)`` — vertices in padded global ``(z, y, x)`` index
+    coordinates, int32 triangles, the slab's padded float block — or None when the slab holds
+    no voxel of the phase.
     """
     from skimage.measure import marching_cubes
 
     nz, ny, nx = (int(n) for n in array.shape)
-    pad = 1.0 - 2.0 * s
-    level = 1.0 - s
-    for a in range(0, nz + 1, planes):
-        b = min(a + planes, nz + 1)  # padded planes a..b inclusive
-        lo, hi = max(0, a - 1), min(nz, b)  # data planes they hold
-        block = np.full((b - a + 1, ny + 2, nx + 2), pad, dtype=np.float32)
-        if hi > lo:
-            data = np.asarray(array[lo:hi]) == label
-            block[lo + 1 - a : hi + 1 - a, 1:-1, 1:-1] = data
-        if not (block == 1.0).any():
-            continue
-        verts, faces, _, _ = marching_cubes(block, level, method="lorensen")
-        verts = verts.astype(np.float64)
-        frac = np.abs(verts - np.round(verts)) > 1e-4
-        axis = np.argmax(frac, axis=1)
-        low = np.where(frac, np.floor(verts), np.round(verts)).astype(np.int64)
-        low[:, 0] += a
-        verts[:, 0] += a
-        ids = ((low[:, 0] * (ny + 2) + low[:, 1]) * (nx + 2) + low[:, 2]) * 3 + axis
-        top = (axis != 0) & (low[:, 0] == b)
-        yield verts, faces.astype(np.int64), ids, top, block, a
+    b = min(a + planes, nz + 1)  # padded planes a..b inclusive
+    lo, hi = max(0, a - 1), min(nz, b)  # the data planes they hold
+    block = np.full((b - a + 1, ny + 2, nx + 2), 1.0 - 2.0 * s, dtype=np.float32)
+    if hi > lo:
+        block[lo + 1 - a : hi + 1 - a, 1:-1, 1:-1] = np.asarray(array[lo:hi]) == label
+    if not (block == 1.0).any():
+        return None
+    verts, faces, _, _ = marching_cubes(block, 1.0 - s, method="lorensen")
+    verts = verts.astype(np.float64)
+    verts[:, 0] += a
+    return verts, faces.astype(np.int32, copy=False), block
 
 
-def _signed_volume(v: np.ndarray, f: np.ndarray, up: int = 2) -> float:
-    """Signed volume under the triangles by the divergence theorem with the field ``(0, 0, z)``
-    (``up``: which column is that axis): ``Σ z̄ · (area vector)_z``. Sums over pieces of a closed
-    surface add up to its volume, so slabs can be summed."""
-    a, b = [c for c in range(3) if c != up]
-    va, vb, vu = v[:, a], v[:, b], v[:, up]
-    fa, fb = va[f], vb[f]
-    da2, da3 = fa[:, 1] - fa[:, 0], fa[:, 2] - fa[:, 0]
-    nz = da2 * (fb[:, 2] - fb[:, 0]) - (fb[:, 1] - fb[:, 0]) * da3
-    sign = 1.0 if (a, b) in ((0, 1), (1, 2), (2, 0)) else -1.0
-    return sign * float(np.dot(vu[f].sum(axis=1), nz)) / 6.0
+def _pipeline(fn: Any, items: Sequence[Any], workers: int = 2) -> Iterator[Any]:
+    """``map(fn, items)`` in order on ``workers`` threads, at most ``workers`` results ahead:
+    marching cubes and NumPy release the GIL for much of a slab, and memory stays bounded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        queue = [pool.submit(fn, it) for it in items[:workers]]
+        for i in range(len(items)):
+            result = queue.pop(0).result()
+            if i + workers < len(items):
+                queue.append(pool.submit(fn, items[i + workers]))
+            yield result
+
+
+def _edge_ids(verts: np.ndarray, shape: Sequence[int], b: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lattice edge of each vertex (a global id) and which vertices lie on the seam plane
+    ``b`` that the next slab shares."""
+    fl = np.floor(verts)
+    frac = verts != fl
+    axis = np.argmax(frac, axis=1)
+    low = fl.astype(np.int64)
+    ny, nx = int(shape[1]) + 2, int(shape[2]) + 2
+    ids = ((low[:, 0] * ny + low[:, 1]) * nx + low[:, 2]) * 3 + axis
+    return ids, (axis != 0) & (low[:, 0] == b)
+
+
+def _signed_volume(v: np.ndarray, f: np.ndarray) -> float:
+    """Signed volume under the triangles by the divergence theorem with the field ``(0, 0, z)``:
+    ``Σ z̄ · (area vector)_z`` (z the last column). Sums over pieces of a closed surface add up
+    to its volume, so slabs can be summed."""
+    x, y, z = (np.ascontiguousarray(v[:, i]) for i in range(3))
+    f0, f1, f2 = (np.ascontiguousarray(f[:, i]) for i in range(3))
+    x0, y0 = x[f0], y[f0]
+    nz = (x[f1] - x0) * (y[f2] - y0) - (y[f1] - y0) * (x[f2] - x0)
+    return float((z[f0] + z[f1] + z[f2]) @ nz) / 6.0
 
 
 def _volume_cubic(c: np.ndarray, d: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Coefficients ``(c0, c1, c2, c3)`` of the signed volume of the triangles ``f`` with
-    vertices ``c + s·d`` as a polynomial in ``s`` (:func:`_signed_volume`'s formula expanded:
-    ``Σ (U0 + s U1)(N0 + s N1 + s² N2) / 6``)."""
-    u0, u1 = c[:, 0][f].sum(axis=1), d[:, 0][f].sum(axis=1)
-    ca, da, cb, db = c[:, 1][f], d[:, 1][f], c[:, 2][f], d[:, 2][f]
-    a2, a3 = ca[:, 1] - ca[:, 0], ca[:, 2] - ca[:, 0]
-    b2, b3 = da[:, 1] - da[:, 0], da[:, 2] - da[:, 0]
-    g2, g3 = cb[:, 1] - cb[:, 0], cb[:, 2] - cb[:, 0]
-    h2, h3 = db[:, 1] - db[:, 0], db[:, 2] - db[:, 0]
-    n0 = a2 * g3 - g2 * a3
-    n1 = a2 * h3 + b2 * g3 - g2 * b3 - h2 * a3
-    n2 = b2 * h3 - h2 * b3
+    vertices ``c + s·d`` as a polynomial in ``s`` (:func:`_signed_volume`'s formula with z the
+    first column, expanded: ``Σ (U0 + s U1)(N0 + s N1 + s² N2) / 6``)."""
+    # float32 is exact here (integers and halves below 2**24, differences of at most a few
+    # voxels) and halves the memory traffic of the gathers; the sums are taken in float64.
+    cz, cy, cx = (np.ascontiguousarray(c[:, i], dtype=np.float32) for i in range(3))
+    dz, dy, dx = (np.ascontiguousarray(d[:, i], dtype=np.float32) for i in range(3))
+    f0, f1, f2 = (np.ascontiguousarray(f[:, i]) for i in range(3))
+    u0 = (cz[f0] + cz[f1] + cz[f2]).astype(np.float64)
+    u1 = (dz[f0] + dz[f1] + dz[f2]).astype(np.float64)
+    y0, x0, ey, ex = cy[f0], cx[f0], dy[f0], dx[f0]
+    a2, a3 = cy[f1] - y0, cy[f2] - y0
+    g2, g3 = cx[f1] - x0, cx[f2] - x0
+    b2, b3 = dy[f1] - ey, dy[f2] - ey
+    h2, h3 = dx[f1] - ex, dx[f2] - ex
+    n0 = (a2 * g3 - g2 * a3).astype(np.float64)
+    n1 = (a2 * h3 + b2 * g3 - g2 * b3 - h2 * a3).astype(np.float64)
+    n2 = (b2 * h3 - h2 * b3).astype(np.float64)
     return np.array([u0 @ n0, u0 @ n1 + u1 @ n0, u0 @ n2 + u1 @ n1, u1 @ n2]) / 6.0
 
 
-def mesh_level(array: Any, label: int, planes: int = SLAB_PLANES) -> tuple[float, float, int]:
+def _pass1(array: Any, label: int, a: int, planes: int, cache: Path) -> tuple[np.ndarray, int]:
+    """Marching cubes of one slab at ``s = 1/2``: its share of the volume cubic (voxels³) and of
+    the voxel count; the vertices as ``c + s·d`` and the triangles go to ``cache`` so that the
+    second pass moves vertices instead of running marching cubes again."""
+    out = _slab(array, label, 0.5, a, planes)
+    if out is None:
+        return np.zeros(4), 0
+    verts, faces, block = out
+    # c: the phase voxel's centre; d = ±e_axis towards the other voxel; on the padding d = 0
+    # (the volume's outer faces stay put).
+    rows = np.arange(len(verts))
+    c = np.floor(verts)
+    axis = np.argmax(verts != c, axis=1)
+    lo = c.astype(np.intp)
+    lo[:, 0] -= a
+    inside_lo = block[lo[:, 0], lo[:, 1], lo[:, 2]] == 1.0
+    other = lo.copy()
+    other[rows, axis] += inside_lo  # the end that is not the phase's
+    other[:, 0] += a
+    last = np.array([array.shape[0] + 1, array.shape[1] + 1, array.shape[2] + 1])
+    boundary = ((other == 0) | (other == last)).any(axis=1)
+    c[rows[~inside_lo], axis[~inside_lo]] += 1.0
+    d = np.zeros(verts.shape, np.int8)
+    d[rows, axis] = np.where(inside_lo, 1, -1)
+    c[boundary] = verts[boundary]
+    d[boundary] = 0
+    # Coordinates are integers or halves below 2**24: exact in float32.
+    np.save(cache / f"{a}.c.npy", c.astype(np.float32))
+    np.save(cache / f"{a}.d.npy", d)
+    np.save(cache / f"{a}.f.npy", faces)
+    return _volume_cubic(c, d, faces), int(np.count_nonzero(block[:-1] == 1.0))
+
+
+def _surface_level(
+    array: Any, label: int, cache: Path, volume_match: bool, planes: int
+) -> tuple[float, float, int, list[int]]:
+    """Pass 1 over all slabs: ``(s, volume at s = 1/2, voxel count, slabs with triangles)``;
+    ``s`` encloses the voxel count (the cubic's root nearest 1/2) or is 1/2."""
+    coef = np.zeros(4)
+    count = 0
+    starts = list(range(0, int(array.shape[0]) + 1, planes))
+    used = []
+    for a, (part, n) in zip(starts, _pipeline(
+            lambda a: _pass1(array, label, a, planes, cache), starts), strict=True):  # fmt: skip
+        coef += part
+        count += n  # each slab counts its planes a..b-1: plane b is the next slab's
+        if (cache / f"{a}.f.npy").exists():
+            used.append(a)
+    if count == 0:
+        raise ExportError(f"phase {label} does not occur in the volume: it has no surface")
+    coef *= 1.0 if np.polyval(coef[::-1], 0.5) > 0 else -1.0
+    v_half = float(np.polyval(coef[::-1], 0.5))
+    if not volume_match:
+        return 0.5, v_half, count, used
+    roots = np.roots((coef - np.array([count, 0, 0, 0]))[::-1])
+    real = [float(r.real) for r in roots if abs(r.imag) < 1e-9 and 0.02 < r.real < 0.98]
+    if not real:  # pragma: no cover - not met on any volume tried; the best s in range then
+        grid = np.linspace(0.05, 0.95, 91)
+        best = grid[np.argmin(np.abs(np.polyval(coef[::-1], grid) - count))]
+        return float(best), v_half, count, used
+    return min(real, key=lambda r: abs(r - 0.5)), v_half, count, used
+
+
+def mesh_level(array: Any, label: int, planes: int | None = None) -> tuple[float, float, int]:
     """The vertex offset ``s`` at which the mesh of ``label`` encloses its voxel count.
 
     Returns
@@ -160,42 +249,23 @@ def mesh_level(array: Any, label: int, planes: int = SLAB_PLANES) -> tuple[float
     count : int
         Voxels of the phase.
     """
-    coef = np.zeros(4)
-    count = 0
-    for verts, faces, _, _, block, a in _slabs(array, label, 0.5, planes):
-        # Each vertex: c + s·d; d = ±e_axis towards the outside voxel, 0 on the padding.
-        frac = np.abs(verts - np.round(verts)) > 1e-4
-        axis = np.argmax(frac, axis=1)
-        lo = np.floor(verts).astype(np.int64)
-        lo[:, 0] -= a
-        hi = lo.copy()
-        hi[np.arange(len(hi)), axis] += 1
-        inside_lo = block[tuple(lo.T)] == 1.0
-        other = np.where(inside_lo[:, None], hi, lo)
-        other[:, 0] += a
-        shape = np.array([array.shape[0] + 2, array.shape[1] + 2, array.shape[2] + 2])
-        boundary = ((other == 0) | (other == shape - 1)).any(axis=1)  # the padding
-        sign = np.where(inside_lo, 1.0, -1.0)
-        c = np.floor(verts)
-        c[np.arange(len(c)), axis] += np.where(inside_lo, 0.0, 1.0)
-        d = np.zeros_like(verts)
-        d[np.arange(len(d)), axis] = sign
-        c[boundary] = verts[boundary]
-        d[boundary] = 0.0
-        coef += _volume_cubic(c, d, faces)
-        count += int(np.count_nonzero(block[:-1] == 1.0))  # plane b is the next slab's
-    if count == 0:
-        return 0.5, 0.0, 0
-    sgn = 1.0 if np.polyval(coef[::-1], 0.5) > 0 else -1.0
-    coef *= sgn
-    roots = np.roots((coef - np.array([count, 0, 0, 0]))[::-1])
-    real = [float(r.real) for r in roots if abs(r.imag) < 1e-9 and 0.02 < r.real < 0.98]
-    v_half = float(np.polyval(coef[::-1], 0.5))
-    if not real:
-        grid = np.linspace(0.05, 0.95, 91)
-        best = grid[np.argmin(np.abs(np.polyval(coef[::-1], grid) - count))]
-        return float(best), v_half, count
-    return min(real, key=lambda r: abs(r - 0.5)), v_half, count
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gencal-mesh-") as tmp:
+        planes = planes or slab_planes(array.shape)
+        s, vh, count, _ = _surface_level(array, label, Path(tmp), True, planes)
+    return s, vh, count
+
+
+def _cached_slabs(cache: Path, used: Sequence[int], s: float) -> Iterator[tuple]:
+    """Pass 2: ``(verts, faces, a)`` per slab, vertices at offset ``s`` (padded index coords)."""
+    for a in used:
+        c = np.load(cache / f"{a}.c.npy").astype(np.float64)
+        c += s * np.load(cache / f"{a}.d.npy")
+        faces = np.load(cache / f"{a}.f.npy")
+        for part in ("c", "d", "f"):
+            os.unlink(cache / f"{a}.{part}.npy")
+        yield c, faces, a
 
 
 @cache
@@ -222,33 +292,29 @@ def phase_mesh(
 ) -> tuple[np.ndarray, np.ndarray, MeshInfo]:
     """The whole mesh of one phase in memory: vertices ``(n, 3)`` in physical ``(x, y, z)``,
     triangles ``(m, 3)`` oriented outwards, and its :class:`MeshInfo`."""
-    s, vh, count = mesh_level(array, label) if volume_match else (0.5, None, None)
+    import tempfile
+
     vs, fs, offset = [], [], 0
     seam_ids = np.zeros(0, np.int64)
     seam_idx = np.zeros(0, np.int64)
-    for verts, faces, ids, top, _, _ in _slabs(array, label, s):
-        gidx, new = _merge_seam(ids, seam_ids, seam_idx, offset)
-        vs.append(verts[new])
-        fs.append(gidx[faces])
-        offset += int(new.sum())
-        seam_ids, seam_idx = _seam(ids, top, gidx)
-    if not vs:
-        raise ExportError(f"phase {label} does not occur in the volume: it has no surface")
+    with tempfile.TemporaryDirectory(prefix="gencal-mesh-") as tmp:
+        planes = slab_planes(array.shape)
+        s, _, count, used = _surface_level(array, label, Path(tmp), volume_match, planes)
+        for verts, faces, a in _cached_slabs(Path(tmp), used, s):
+            b = min(a + planes, int(array.shape[0]) + 1)
+            ids, top = _edge_ids(verts, array.shape, b)
+            gidx, new = _merge_seam(ids, seam_ids, seam_idx, offset)
+            vs.append(verts[new])
+            fs.append(gidx[faces])
+            offset += int(new.sum())
+            seam_ids, seam_idx = _seam(ids, top, gidx)
     v = _to_physical(np.concatenate(vs), grid)
     f = np.concatenate(fs)
     if _inward():
         f = f[:, [0, 2, 1]]
-    vol = _signed_volume(v, f)
-    voxel = float(np.prod(grid.spacing))
-    n = count if count is not None else int(sum(np.count_nonzero(np.asarray(sl) == label)
-                                                for sl in _row_slabs(array)))  # fmt: skip
-    info = MeshInfo(int(label), float(s), n * voxel, vol, len(f), len(v))
+    info = MeshInfo(int(label), float(s), count * float(np.prod(grid.spacing)),
+                    _signed_volume(v, f), len(f), len(v))  # fmt: skip
     return v, f, info
-
-
-def _row_slabs(array: Any) -> Iterator[Any]:
-    for z0 in range(0, int(array.shape[0]), SLAB_PLANES):
-        yield array[z0 : z0 + SLAB_PLANES]
 
 
 def _merge_seam(
@@ -397,37 +463,37 @@ def write_meshes(
 
 
 def _write_streamed(array, label, grid, paths, tmp, comment, volume_match) -> MeshInfo:
-    s, _, count = mesh_level(array, label) if volume_match else (0.5, 0.0, None)
+    cache = tmp / ".slabs"
+    cache.mkdir()
+    planes = slab_planes(array.shape)
+    s, _, count, used = _surface_level(array, label, cache, volume_match, planes)
     stl = _StlStream(tmp / paths["stl"].name, comment) if "stl" in paths else None
     ply = _PlyStream(tmp / paths["ply"].name, comment) if "ply" in paths else None
-    offset, vol, nvox = 0, 0.0, 0
+    offset, vol = 0, 0.0
     seam_ids = np.zeros(0, np.int64)
     seam_idx = np.zeros(0, np.int64)
     flip = _inward()
-    for verts, faces, ids, top, block, _ in _slabs(array, label, s):
+    for verts, faces, a in _cached_slabs(cache, used, s):
         v = _to_physical(verts, grid)
         if flip:
             faces = faces[:, [0, 2, 1]]
         vol += _signed_volume(v, faces)
-        nvox += int(np.count_nonzero(block[:-1] == 1.0))  # plane b is the next slab's
         if stl is not None:
             stl.add(v[faces].astype(np.float32))
         if ply is not None:
+            b = min(a + planes, int(array.shape[0]) + 1)
+            ids, top = _edge_ids(verts, array.shape, b)
             gidx, new = _merge_seam(ids, seam_ids, seam_idx, offset)
             ply.add(v[new], gidx[faces])
             offset += int(new.sum())
             seam_ids, seam_idx = _seam(ids, top, gidx)
-    if stl is None and ply is None:  # pragma: no cover - callers pass a format
-        raise ExportError("no mesh format given")
     for w in (stl, ply):
         if w is not None:
             w.close()
-    if nvox == 0:
-        raise ExportError(f"phase {label} does not occur in the volume: it has no surface")
+    cache.rmdir()
     n_tri = stl.n if stl is not None else ply.nf  # type: ignore[union-attr]
-    info = MeshInfo(int(label), float(s), nvox * float(np.prod(grid.spacing)), vol, n_tri,
+    return MeshInfo(int(label), float(s), count * float(np.prod(grid.spacing)), vol, n_tri,
                     ply.nv if ply is not None else 0)  # fmt: skip
-    return info
 
 
 def _write_processed(array, label, grid, paths, tmp, comment, volume_match, smooth, decimate):
