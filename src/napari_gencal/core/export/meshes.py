@@ -381,14 +381,12 @@ class _StlStream:
         self.n = 0
 
     def add(self, tri: np.ndarray) -> None:
-        rec = np.zeros(len(tri), dtype=[("n", "<f4", (3,)), ("v", "<f4", (3, 3)), ("a", "<u2")])
+        n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        n /= np.maximum(np.sqrt(np.einsum("ij,ij->i", n, n)), 1e-30)[:, None]
+        rec = np.empty(len(tri), dtype=[("n", "<f4", (3,)), ("v", "<f4", (3, 3)), ("a", "<u2")])
+        rec["n"] = n
         rec["v"] = tri
-        e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
-        n = rec["n"]
-        for i in range(3):  # cross product by components: no (m, 3) temporaries per step
-            j, k = (i + 1) % 3, (i + 2) % 3
-            n[:, i] = e1[:, j] * e2[:, k] - e1[:, k] * e2[:, j]
-        n /= np.maximum(np.sqrt((n * n).sum(axis=1)), 1e-30)[:, None]
+        rec["a"] = 0
         self.fh.write(rec.tobytes())
         self.n += len(tri)
 
@@ -479,7 +477,7 @@ def _write_streamed(array, label, grid, paths, tmp, comment, volume_match) -> Me
             faces = faces[:, [0, 2, 1]]
         vol += _signed_volume(v, faces)
         if stl is not None:
-            stl.add(v[faces].astype(np.float32))
+            stl.add(v.astype(np.float32)[faces])
         if ply is not None:
             b = min(a + planes, int(array.shape[0]) + 1)
             ids, top = _edge_ids(verts, array.shape, b)
