@@ -96,8 +96,11 @@ def test_bad_input_messages():
     with pytest.raises(DescriptorError, match="need a 3D volume"):
         describe(img2, include=("volume_fraction", "geodesic_tortuosity"))
     vol = three_phase((10, 12, 14))
-    with pytest.raises(DescriptorError, match="anisotropic"):
-        describe(vol, voxel_size=(1.0, 0.5, 0.5))
+    with pytest.raises(DescriptorError, match="positive"):
+        describe(vol, voxel_size=(1.0, 0.0, 0.5))
+    # non-cubic voxels (issue 18): measured in physical units, path estimators skipped, said so
+    d = describe(vol, voxel_size=(1.0, 0.5, 0.5))
+    assert d["voxel_size"] == [1.0, 0.5, 0.5] and any("cubic" in w for w in d["warnings"])
     with pytest.raises(DescriptorError, match="absent"):
         describe(vol, PhaseMap((0, 1, 2, 3)), include=("volume_fraction",))
     d = describe(

@@ -25,7 +25,8 @@
     }
 
 Keys of descriptors that were not requested are absent. Lengths are in voxels, or in ``unit`` when a
-voxel size is given (S_V and interface areas in 1/unit, TPB length in 1/unit²); tortuosity,
+voxel size is given (S_V and interface areas in 1/unit, TPB length in 1/unit²; ``voxel_size`` is one
+number, or the per-axis list for non-cubic voxels); tortuosity,
 constrictivity and diffusivity are dimensionless. Interface keys join the two labels sorted
 numerically (``"0|85"``).
 """
@@ -109,8 +110,11 @@ def describe(
         Label values and names of the phases (keys of the result); for an index array it gives
         ``k``; default keys are the indices.
     voxel_size : float or sequence of float, optional
-        Isotropic voxel size (overrides the LabelImage's). Anisotropic sizes are refused: resample
-        first.
+        Voxel size (overrides the LabelImage's); lengths are then in ``unit``. Non-cubic voxels
+        (one size per axis, a FIB-SEM stack): fractions, S_V (Crofton with the physical
+        directions), chords per axis and TauFactor transport (its anisotropic solver) use the
+        spacing; geodesic tortuosity, constrictivity and interfaces assume cubic voxels and are
+        skipped with a warning.
     directions : sequence of {"z", "y", "x"}
         Directions for chords, tortuosity, constrictivity and transport (2D: "y", "x").
     include : sequence of str, optional
@@ -167,21 +171,36 @@ def describe(
             "a 3D volume (e.g. a generated realization) or leave them out of include"
         )
     h = None
+    spacing: tuple[float, ...] | None = None  # per axis, for non-cubic voxels only
+    warnings: list[str] = []
     if voxel_size is not None:
         vs = (
             [float(voxel_size)]  # type: ignore[arg-type]
             if np.isscalar(voxel_size)
             else [float(v) for v in voxel_size]  # type: ignore[union-attr]
         )
+        if any(not v > 0 for v in vs):
+            raise DescriptorError(f"voxel_size must be positive, got {tuple(vs)}")
         if max(vs) > min(vs) * (1 + 1e-6):
-            raise DescriptorError(
-                f"anisotropic voxel size {tuple(vs)}: the surface, tortuosity and constrictivity "
-                "estimators assume cubic voxels. Resample to cubic voxels first (e.g. "
-                "scipy.ndimage.zoom(labels, factors, order=0)) and pass one voxel size"
-            )
-        h = vs[0]
-    unit_name = (unit or "unit") if h is not None else "voxel"
-    warnings: list[str] = []
+            # Non-cubic voxels (a FIB-SEM stack): fractions, Crofton S_V, chords and TauFactor
+            # take the spacing per axis; the path and ball estimators assume cubic voxels.
+            need = 2 if sections else arr.ndim
+            if len(vs) < need:
+                raise DescriptorError(f"voxel_size has {len(vs)} values for a {need}D image")
+            spacing = tuple(vs[-need:])
+            cubic_only = [d for d in include if d in ("geodesic_tortuosity", "constrictivity",
+                                                       "interfaces")]  # fmt: skip
+            if cubic_only:
+                include = tuple(d for d in include if d not in cubic_only)
+                warnings.append(
+                    f"{', '.join(cubic_only)} skipped: they assume cubic voxels and the voxel "
+                    f"size is {tuple(vs)}; resample to cubic voxels (or generate the twin at a "
+                    "cubic spacing) for them"
+                )
+        else:
+            h = vs[0]
+    unit_name = (unit or "unit") if voxel_size is not None else "voxel"
+    lengths = spacing if spacing is not None else h
     vf = volume_fraction(arr, k, sections=sections)
     labels = pm.labels if pm is not None else tuple(range(k))
     names = pm.display_names if pm is not None else tuple(f"phase {i}" for i in range(k))
@@ -194,7 +213,7 @@ def describe(
     for lab in absent:
         warnings.append(f"phase {lab} is absent: only its volume fraction (0) is reported")
     sv = (
-        specific_surface_area(arr, k, h, sections=sections)
+        specific_surface_area(arr, k, lengths, sections=sections)
         if "specific_surface_area" in include
         else None
     )
@@ -212,7 +231,7 @@ def describe(
         if "mean_chord_length" in include:
             entry["mean_chord_length"] = {
                 d: _none_if_nan(
-                    mean_chord_length(arr, i, ax_of[d], h, sections=sections, n_phases=k)
+                    mean_chord_length(arr, i, ax_of[d], lengths, sections=sections, n_phases=k)
                 )
                 if present
                 else None
@@ -223,7 +242,7 @@ def describe(
             for d in directions:
                 try:
                     c = chord_length_distribution(
-                        arr, i, ax_of[d], h, sections=sections, n_phases=k, unit=unit_name
+                        arr, i, ax_of[d], lengths, sections=sections, n_phases=k, unit=unit_name
                     )
                     cl[d] = {"length": c.length.tolist(), "probability": c.probability.tolist()}
                 except DescriptorError as exc:
@@ -260,6 +279,8 @@ def describe(
                 entry["constrictivity"] = {d: None for d in directions}
         if want_transport:
             opts = dict(transport_options or {})
+            if spacing is not None:
+                opts.setdefault("spacing", spacing)
             res = {
                 d: effective_transport(arr, i, ax_of[d], n_phases=k, **opts) if present else None
                 for d in directions
@@ -291,7 +312,7 @@ def describe(
     return {
         "phases": phases,
         **extra,
-        "voxel_size": h,
+        "voxel_size": h if spacing is None else list(spacing),
         "unit": unit_name,
         "dimension": dim,
         "shape": list(arr.shape),

@@ -42,6 +42,7 @@ __all__ = [
     "boundary_length_density",
     "face_count_surface",
     "crofton_directions",
+    "crofton_weights",
     "SURFACE_METHODS",
 ]
 
@@ -82,8 +83,49 @@ def crofton_directions(dim: int) -> tuple[tuple[tuple[int, ...], ...], tuple[flo
     return tuple(dirs), tuple(weights)
 
 
-def _crossings(batch: np.ndarray, k: int, dim: int) -> np.ndarray:
-    """P_L per phase and direction, shape ``(k, n_directions)``, in 1/voxel."""
+def crofton_weights(
+    dim: int, spacing: Sequence[float]
+) -> tuple[tuple[tuple[int, ...], ...], np.ndarray, np.ndarray]:
+    """Crofton weights of the lattice directions on non-cubic voxels ``spacing`` (per axis).
+
+    The lattice vectors ``v`` point along ``v ⊙ spacing`` in space; their weights are the shares
+    of the direction sphere (3D) or half circle (2D) closest to each of them — the spherical
+    Voronoi construction of :func:`crofton_directions` applied to the physical directions — and
+    the test-line length per step is ``|v ⊙ spacing|``. For cubic voxels this is
+    :func:`crofton_directions` (in units of the spacing).
+
+    Returns
+    -------
+    dirs, weights, lengths
+    """
+    dirs, _ = crofton_directions(dim)
+    sp = np.asarray(spacing, dtype=float)
+    if dim == 2:
+        phys = np.array(dirs, dtype=float) * sp
+        ang = np.sort(np.mod(np.arctan2(phys[:, 0], phys[:, 1]), np.pi))
+        order = np.argsort(np.mod(np.arctan2(phys[:, 0], phys[:, 1]), np.pi))
+        gaps = np.diff(np.concatenate([ang, [ang[0] + np.pi]]))
+        arcs = (gaps + np.roll(gaps, 1)) / 2.0  # half the gap on each side
+        w = np.empty(len(dirs))
+        w[order] = arcs / np.pi
+        return dirs, w, np.linalg.norm(phys, axis=1)
+    from scipy.spatial import SphericalVoronoi
+
+    full = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)
+                     if (a, b, c) != (0, 0, 0)], dtype=float)  # fmt: skip
+    unit = full * sp
+    unit /= np.linalg.norm(unit, axis=1)[:, None]
+    share = SphericalVoronoi(unit).calculate_areas() / (4.0 * np.pi)
+    index = {tuple(int(x) for x in v): i for i, v in enumerate(full)}
+    w = np.array([2.0 * share[index[tuple(v)]] for v in dirs])
+    return dirs, w, np.linalg.norm(np.array(dirs, dtype=float) * sp, axis=1)
+
+
+def _crossings(
+    batch: np.ndarray, k: int, dim: int, lengths: Sequence[float] | None = None
+) -> np.ndarray:
+    """P_L per phase and direction, shape ``(k, n_directions)``, in 1/voxel (or per unit of
+    ``lengths``, the test-line length of each direction's step)."""
     dirs, _ = crofton_directions(dim)
     vol = batch if dim == 2 else batch[0]
     spatial = vol.shape[-dim:]
@@ -102,7 +144,7 @@ def _crossings(batch: np.ndarray, k: int, dim: int) -> np.ndarray:
                 f"the image {tuple(spatial)} is too small to estimate a surface (needs >= 2 voxels "
                 "per axis)"
             )
-        length = float(np.linalg.norm(v))
+        length = float(np.linalg.norm(v)) if lengths is None else float(lengths[j])
         for i in range(k):
             out[i, j] = np.count_nonzero(masks[i][sa] != masks[i][sb]) / (n_pairs * length)
     return out
@@ -168,6 +210,13 @@ def _marching_cubes(vol: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _non_cubic(voxel_size: Any) -> bool:
+    if voxel_size is None or np.isscalar(voxel_size):
+        return False
+    vals = [float(v) for v in voxel_size]
+    return max(vals) > min(vals) * (1 + 1e-6)
+
+
 def specific_surface_area(
     indices: Any,
     n_phases: int | None = None,
@@ -186,7 +235,9 @@ def specific_surface_area(
     n_phases : int, optional
         Number of phases (default: largest index + 1).
     voxel_size : float or sequence of float, optional
-        Isotropic voxel size; the result is then in 1/unit instead of 1/voxel.
+        Voxel size; the result is then in 1/unit instead of 1/voxel. Non-cubic voxels (one
+        size per axis, e.g. a FIB-SEM stack) are supported by the Crofton method
+        (:func:`crofton_weights`).
     sections : bool
         Treat the first axis as a batch of 2D sections; the estimate pools all sections (for
         sections of one size, the mean over sections).
@@ -204,6 +255,12 @@ def specific_surface_area(
         raise DescriptorError(f"method must be one of {SURFACE_METHODS}, got {method!r}")
     arr, k = as_index_array(indices, n_phases)
     batch, dim = spatial_view(arr, sections)
+    if method == "crofton" and _non_cubic(voxel_size):
+        sp = [float(v) for v in voxel_size][-dim:]  # type: ignore[union-attr]
+        if any(not v > 0 for v in sp):
+            raise DescriptorError(f"voxel_size must be positive, got {voxel_size}")
+        _, w, lengths = crofton_weights(dim, sp)
+        return 2.0 * (_crossings(batch, k, dim, lengths) @ w)
     h = isotropic_spacing(voxel_size, dim)
     if method == "crofton":
         _, w = crofton_directions(dim)

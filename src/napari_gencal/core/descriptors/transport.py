@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -82,6 +83,18 @@ def _percolates_faces(mask: np.ndarray) -> bool:
     return bool(np.intersect1d(a[a > 0], b[b > 0]).size)
 
 
+def _cubic(img: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """``img`` on cubic voxels of its finest spacing: repeated voxels for integer ratios,
+    nearest-neighbour resampling otherwise."""
+    ratio = [s / min(spacing) for s in spacing]
+    if all(abs(r - round(r)) < 1e-6 for r in ratio):
+        for axis, r in enumerate(ratio):
+            if round(r) > 1:
+                img = np.repeat(img, int(round(r)), axis=axis)
+        return np.ascontiguousarray(img)
+    return np.ascontiguousarray(ndi.zoom(img, ratio, order=0))
+
+
 def effective_transport(
     indices: Any,
     phase: int,
@@ -91,6 +104,7 @@ def effective_transport(
     iter_limit: int = 5000,
     conv_crit: float = 0.01,
     device: str = "cpu",
+    spacing: Sequence[float] | None = None,
 ) -> TransportResult:
     """Tortuosity factor and relative effective diffusivity of a phase with TauFactor.
 
@@ -110,6 +124,12 @@ def effective_transport(
         TauFactor's convergence criterion (relative spread of the layer fluxes).
     device : str
         ``"cpu"`` or ``"cuda"`` (``"auto"`` picks CUDA when available).
+    spacing : sequence of float, optional
+        Voxel size per axis ``(z, y, x)`` of non-cubic voxels (a FIB-SEM stack): the phase is
+        resampled to cubic voxels of the finest spacing (each voxel repeated along the coarser
+        axes; nearest neighbour when the ratios are not integers) and solved there. TauFactor
+        1.2's ``AnisotropicSolver`` was tried first and returned τ = inf (no flux) for every
+        non-cubic spacing, even 2:1. Cubic or None: τ is dimensionless, nothing changes.
 
     Returns
     -------
@@ -148,7 +168,14 @@ def effective_transport(
         from ..device import resolve_device
 
         device = str(resolve_device("auto"))
-    solver = taufactor.Solver(np.ascontiguousarray(mask, dtype=np.uint8), device=device)
+    img = np.ascontiguousarray(mask, dtype=np.uint8)
+    sp = None if spacing is None else [float(v) for v in spacing]
+    if sp is not None and len(sp) != 3:
+        raise DescriptorError(f"spacing needs one value per axis (z, y, x), got {spacing}")
+    if sp is not None and max(sp) > min(sp) * (1 + 1e-6):
+        moved = [sp[ax]] + [sp[i] for i in range(3) if i != ax]  # the axes of ``mask``
+        img = _cubic(img, moved)
+    solver = taufactor.Solver(img, device=device)
     with contextlib.redirect_stdout(io.StringIO()):  # TauFactor prints progress and warnings
         tau = solver.solve(iter_limit=int(iter_limit), verbose=False, conv_crit=conv_crit)
     tau_f = float(np.asarray(tau.cpu() if hasattr(tau, "cpu") else tau).ravel()[0])
