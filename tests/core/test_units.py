@@ -123,3 +123,15 @@ def test_twin_at_half_spacing_has_the_same_physical_chords(model):
     # exactness: the API's twin is the rescaled model's realization, voxel for voxel
     again = api.generate(model_at_voxel_size(model, 0.2), (64, 64, 64), seed=0, device="cpu")
     np.testing.assert_array_equal(fine[0], again)
+
+
+def test_sweep_rows_carry_the_models_unit(model):
+    from napari_gencal.core.sweep.run import evaluate
+
+    measures = ("volume_fraction", "specific_surface_area", "mean_chord_length")
+    d = model.to_dict()
+    row = evaluate(d, {}, 0, (24, 24, 24), measures)
+    bare = evaluate({**d, "voxel_size": None, "unit": None}, {}, 0, (24, 24, 24), measures)
+    assert row["length_unit"] == "um" and bare["length_unit"] == "voxel"
+    key = next(k for k in row if k.startswith("mean_chord_length["))
+    assert row[key] == pytest.approx(bare[key] * 0.4)  # the same realization, in µm

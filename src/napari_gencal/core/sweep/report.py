@@ -37,6 +37,11 @@ def sweep_report(spec: Any, table, out: Path) -> str:
         "means with 95 % confidence intervals: `summary.csv`.",
         "",
     ]
+    if "length_unit" in table and len(table):
+        units = table["length_unit"].dropna()
+        u = str(units.iloc[0]) if len(units) else "voxel"
+        lines += [f"Lengths in {u} (chords, r_min, r_max), S_V and interface areas in 1/{u}"
+                  + ("" if u != "voxel" else " — the model has no voxel size") + ".", ""]
     errors = table[table["error"].fillna("") != ""] if "error" in table else table.iloc[:0]
     if len(errors):
         lines += [f"{len(errors)} realizations failed and are left out of the fits:", ""]

@@ -300,13 +300,21 @@ def evaluate(
     idx = to_indices(labels, pm) if pm is not None else labels - 1
     t1 = time.perf_counter()
     base = [x for x in measures if x not in ("transport", "cell")]
-    desc = describe(idx, pm, directions=tuple(directions), include=tuple(base),
+    # Lengths in the model's unit when it has a voxel size (the units rule), else in voxels;
+    # the row's "length_unit" says which.
+    vs = m.voxel_size
+    if vs is not None and len(vs) != idx.ndim and len({float(v) for v in vs}) > 1:
+        vs = None
+    desc = describe(idx, pm, voxel_size=vs, unit=m.unit if vs is not None else None,
+                    directions=tuple(directions), include=tuple(base),
                     allow_absent=True)  # fmt: skip
     t2 = time.perf_counter()
     row = _flatten(desc, directions)
+    row["length_unit"] = desc["unit"]
     t3 = t2
     if "transport" in measures:
-        tr = describe(idx, pm, directions=tuple(directions), include=("transport",),
+        tr = describe(idx, pm, voxel_size=vs, directions=tuple(directions),
+                      include=("transport",),
                       allow_absent=True, transport_options={"iter_limit": transport_iter_limit,
                                                             "device": device})  # fmt: skip
         row.update(_flatten(tr, directions))
