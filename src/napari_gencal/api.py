@@ -160,6 +160,9 @@ def calibration(
     phases: str | Sequence[int] | None = None,
     axis: str | int = "auto",
     config: CalibrationConfig | str | None = None,
+    *,
+    voxel_size: str | float | Sequence[float] | None = None,
+    unit: str | None = None,
     **settings: Any,
 ) -> CalibrationPipeline:
     """A calibration to drive yourself: iterate ``.run()`` for progress records.
@@ -178,13 +181,16 @@ def calibration(
         For a 3D stack: the axis normal to the sections used (``"auto"``: z, unless the x–y
         planes are anisotropic and another axis's planes are not).
     config : CalibrationConfig or {"minutes", "default", "paper"}, optional
+    voxel_size, unit : optional
+        The image's voxel size (``"0.4um"``, ``"0.1,0.02,0.02"``, ``(dz, dy, dx)``), overriding
+        the file's; it reaches the calibration through the LabelImage.
     **settings
         Overrides of :class:`~napari_gencal.core.calibrate.CalibrationConfig` fields
         (``max_epochs=``, ``time_limit=``, ``algorithm=``, ``model=``, ``seed=``, ``device=`` …).
     """
     from .core.calibrate import CalibrationPipeline, prepare_data
 
-    data = prepare_data(_as_label_image(image, phases), None, axis)
+    data = prepare_data(_as_label_image(image, phases, voxel_size, unit), None, axis)
     return CalibrationPipeline(data, _config(config, settings))
 
 
@@ -194,6 +200,9 @@ def calibrate(
     axis: str | int = "auto",
     config: CalibrationConfig | str | None = None,
     progress: Callable[[Any], Any] | None = None,
+    *,
+    voxel_size: str | float | Sequence[float] | None = None,
+    unit: str | None = None,
     **settings: Any,
 ) -> ExcursionModel:
     """Calibrate the 3D excursion-set model on a segmented image and return it.
@@ -208,9 +217,8 @@ def calibrate(
     """
     from .core.calibrate import calibrate as _calibrate
 
-    return _calibrate(
-        _as_label_image(image, phases), None, axis, _config(config, settings), progress
-    )
+    img = _as_label_image(image, phases, voxel_size, unit)
+    return _calibrate(img, None, axis, _config(config, settings), progress)
 
 
 def generate(

@@ -135,3 +135,21 @@ def test_sweep_rows_carry_the_models_unit(model):
     assert row["length_unit"] == "um" and bare["length_unit"] == "voxel"
     key = next(k for k in row if k.startswith("mean_chord_length["))
     assert row[key] == pytest.approx(bare[key] * 0.4)  # the same realization, in µm
+
+
+def test_voxel_size_reaches_the_calibration_entry_point(monkeypatch):
+    """api.calibration hands the LabelImage with the user's voxel size to prepare_data."""
+    import napari_gencal.core.calibrate as cal
+
+    seen = {}
+
+    def fake_prepare(img, phases, axis):
+        seen["vs"], seen["unit"] = img.voxel_size, img.unit
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cal, "prepare_data", fake_prepare)
+    a = np.zeros((6, 8, 8), np.uint8)
+    a[:, :4] = 1
+    with pytest.raises(RuntimeError, match="stop here"):
+        api.calibration(a, voxel_size="0.04,0.02,0.02um")
+    assert seen == {"vs": (0.04, 0.02, 0.02), "unit": "um"}
