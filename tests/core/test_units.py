@@ -153,3 +153,19 @@ def test_voxel_size_reaches_the_calibration_entry_point(monkeypatch):
     with pytest.raises(RuntimeError, match="stop here"):
         api.calibration(a, voxel_size="0.04,0.02,0.02um")
     assert seen == {"vs": (0.04, 0.02, 0.02), "unit": "um"}
+
+
+def test_cli_generate_at_a_voxel_size_writes_it(tmp_path, model):
+    from napari_gencal.cli import main
+
+    path = tmp_path / "m.gencal.json"
+    model.save(path)
+    out = tmp_path / "twin.tif"
+    assert main(["generate", str(path), "--shape", "12", "12", "12", "--voxel-size", "200nm",
+                 "--device", "cpu", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    img = read_labels(out)
+    assert img.voxel_size == pytest.approx((0.2,) * 3) and img.unit == "um"
+    expect = api.generate(model, (12, 12, 12), device="cpu", voxel_size="0.2um")
+    np.testing.assert_array_equal(img.data, expect)
+    assert main(["generate", str(path), "--shape", "4", "4", "4", "--voxel-size", "0,1,1",
+                 "--out", str(tmp_path / "bad.tif")]) == 2  # fmt: skip
