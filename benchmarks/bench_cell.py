@@ -139,9 +139,9 @@ def bench_cell(model_path: str, shape: int | None, out: Path | None) -> None:
 
 
 def bench_speed(model_path: str | None, size: int) -> None:
-    from napari_gencal import api
-
     import os
+
+    from napari_gencal import api
 
     src = model_path or str(DATA)
     load0 = os.getloadavg()[0]
