@@ -163,6 +163,8 @@ def calibration(
     *,
     voxel_size: str | float | Sequence[float] | None = None,
     unit: str | None = None,
+    continue_from: ExcursionModel | str | os.PathLike | None = None,
+    remedy: str | None = None,
     **settings: Any,
 ) -> CalibrationPipeline:
     """A calibration to drive yourself: iterate ``.run()`` for progress records.
@@ -184,6 +186,13 @@ def calibration(
     voxel_size, unit : optional
         The image's voxel size (``"0.4um"``, ``"0.1,0.02,0.02"``, ``(dz, dy, dx)``), overriding
         the file's; it reaches the calibration through the LabelImage.
+    continue_from : ExcursionModel or path, optional
+        Improve this model (calibrated on the same data): the remedy its verdict names (a longer
+        run, the other phase order, per-field anisotropy, the plurigaussian rule) is applied from
+        where it stopped, and ``.result`` is the better of the two models.
+    remedy : str, optional
+        With ``continue_from``: ``"longer"``, ``"other_order"``, ``"per_field_anisotropy"``,
+        ``"plurigaussian"`` or ``"connectivity"`` instead of the verdict's first remedy.
     **settings
         Overrides of :class:`~napari_gencal.core.calibrate.CalibrationConfig` fields
         (``max_epochs=``, ``time_limit=``, ``algorithm=``, ``model=``, ``seed=``, ``device=`` …).
@@ -191,7 +200,10 @@ def calibration(
     from .core.calibrate import CalibrationPipeline, prepare_data
 
     data = prepare_data(_as_label_image(image, phases, voxel_size, unit), None, axis)
-    return CalibrationPipeline(data, _config(config, settings))
+    prev = load_model(continue_from) if isinstance(continue_from, str | os.PathLike) else (
+        continue_from
+    )  # fmt: skip
+    return CalibrationPipeline(data, _config(config, settings), continue_from=prev, remedy=remedy)
 
 
 def calibrate(

@@ -48,7 +48,7 @@ def test_json_round_trip_is_lossless(tmp_path, kind):
     assert back.to_dict() == model.to_dict()  # floats compared exactly
     assert back.phase_map == model.phase_map
     d = json.loads(p.read_text())
-    assert d["format"] == "napari-gencal-model" and d["format_version"] == 2
+    assert d["format"] == "napari-gencal-model" and d["format_version"] == 3
     assert d["length_scale"] == 1.7
     with pytest.raises(FileExistsError):
         model.save(p)

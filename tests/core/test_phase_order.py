@@ -138,9 +138,11 @@ def test_trial_fits_recover_the_order_of_a_known_model(width, s1, s2, a, f1, f2)
                                    phase_map=pm).copy(sigma1=s1, sigma2=s2, a=a)  # fmt: skip
     sec = generate_sections(thresholds_for_fractions(truth, fr), 4, 192, seed=1, device="cpu")
     data = prepare_data(sec, "30,10,20")
-    cfg = CalibrationConfig.preset("minutes", time_limit=None, device="cpu")
+    from napari_gencal.core.calibrate.trials import run_trials
+
+    cfg = CalibrationConfig.preset("minutes", time_limit=None, device="cpu", construction="paper")
     pipe = CalibrationPipeline(data, cfg, check=False)
-    for _ in pipe._choose_order():
+    for _ in run_trials(pipe):
         pass
     assert pipe.model_phase_map.labels == (10, 20, 30), pipe.order.reason
     assert len(pipe.order.trials) >= 2

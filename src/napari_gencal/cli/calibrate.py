@@ -56,6 +56,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="write a checkpoint here every few epochs")
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
     p.add_argument(
+        "--continue",
+        dest="continue_from",
+        metavar="MODEL",
+        help="improve a model calibrated on this data: apply the remedy its verdict names (a "
+        "longer run, the other phase order, per-field anisotropy, the plurigaussian rule) from "
+        "where it stopped; the better of the two models is written",
+    )
+    p.add_argument(
+        "--remedy",
+        choices=("longer", "other_order", "per_field_anisotropy", "plurigaussian",
+                 "connectivity"),
+        help="with --continue: this remedy instead of the verdict's first",
+    )  # fmt: skip
+    p.add_argument(
         "--no-anisotropy", action="store_true", help="do not fit b from a 3D stack (keep b = 1)"
     )
     p.add_argument(
@@ -146,11 +160,18 @@ def run(args: argparse.Namespace) -> int:
     config = CalibrationConfig.preset(args.preset, **changes)
 
     img = read_labels(args.image, phases=args.phases, voxel_size=args.voxel_size, unit=args.unit)
+    previous = None
+    if args.continue_from:
+        from ..core.model import ExcursionModel
+
+        previous = ExcursionModel.load(args.continue_from)
+    elif args.remedy:
+        raise CLIError("--remedy goes with --continue MODEL")
     try:
         data = prepare_data(img, axis=args.axis, fit_b=not args.no_anisotropy)
         pipe = CalibrationPipeline(
             data, config, resume=args.resume, auto_order=not args.keep_order,
-            check=not args.no_check,
+            check=not args.no_check, continue_from=previous, remedy=args.remedy,
         )  # fmt: skip
     except ValueError as exc:
         raise CLIError(str(exc)) from None
@@ -178,6 +199,9 @@ def run(args: argparse.Namespace) -> int:
         print(pipe.verdict.table(), file=log)
     elif not args.no_check:
         print(f"verdict: not checked ({pipe.stop_reason or 'interrupted'})", file=log)
+    cont = final.metadata.get("continued")
+    if cont:
+        print(f"continued ({cont['kind']}): kept {cont['kept']}", file=log)
     final.save(out, overwrite=args.overwrite)
     print(f"wrote {out} ({pipe.stop_reason or 'finished'})", file=log)
     if args.model == "both" and "high" in pipe.models:

@@ -25,12 +25,38 @@ import numpy as np
 __all__ = ["Verdict", "judge", "check_fit", "TOLERANCES", "INPLANE_AGREE", "tppf_distance"]
 
 #: Tolerance per descriptor: absolute for volume fractions, relative otherwise.
-TOLERANCES = {"volume_fraction": 0.01, "specific_surface_area": 0.05, "mean_chord_length": 0.05}
+TOLERANCES = {
+    "volume_fraction": 0.01,
+    "specific_surface_area": 0.05,
+    "mean_chord_length": 0.05,
+    # connectivity (core.fit_connectivity): the Euler density's error relative to the data's
+    # components + holes per area; τ relative; the percolating fraction absolute
+    "euler_density": 0.15,
+    "tortuosity_factor": 0.15,
+    "percolating_fraction": 0.10,
+}
+#: Descriptors whose error is a difference, not a relative difference.
+ABSOLUTE = ("volume_fraction", "percolating_fraction")
 #: The data's own y and x mean chords must agree within this (relative) to be judged separately.
 INPLANE_AGREE = 0.03
 #: Stacks with fewer voxels than this along an axis are judged by their sections only.
 MIN_VOLUME_SIDE = 16
-_SHORT = {"volume_fraction": "VF", "specific_surface_area": "S_V", "mean_chord_length": "chord"}
+_SHORT = {
+    "volume_fraction": "VF",
+    "specific_surface_area": "S_V",
+    "mean_chord_length": "chord",
+    "euler_density": "Euler",
+    "tortuosity_factor": "tau",
+    "percolating_fraction": "perc",
+}
+_WORDS = {
+    "volume_fraction": "VF",
+    "specific_surface_area": "S_V",
+    "mean_chord_length": "chords",
+    "euler_density": "Euler density",
+    "tortuosity_factor": "tau",
+    "percolating_fraction": "percolating fraction",
+}
 
 
 @dataclass
@@ -62,6 +88,7 @@ class Verdict:
     what: str = ""
     tppf_distance: float | None = None
     parts: list[Verdict] = field(default_factory=list)
+    remedies: list[dict[str, Any]] = field(default_factory=list)
 
     def table(self) -> str:
         """Plain-text table of every row (what the CLI prints), then the verdict line."""
@@ -81,7 +108,12 @@ class Verdict:
             if v.tppf_distance is not None:
                 out.append(f"  TPPF distance {v.tppf_distance:.3f} (0 = identical)")
             blocks.append("\n".join(out))
-        return "\n".join(blocks + [f"verdict: {self.line}"])
+        tail = [f"verdict: {self.line}"]
+        for r in self.remedies[:2]:
+            how = ("gencal calibrate … --continue MODEL applies it" if r["applicable"]
+                   else "the tool cannot do this for you")  # fmt: skip
+            tail.append(f"  likely cause: {r['cause']}; remedy: {r['remedy']} ({how})")
+        return "\n".join(blocks + tail)
 
     def markdown(self) -> str:
         """Markdown table (reports)."""
@@ -116,6 +148,7 @@ class Verdict:
             "tppf_distance": clean(self.tppf_distance),
             "rows": [{k: clean(v) for k, v in r.items()} for r in self.rows],
             "parts": [p.to_dict() for p in self.parts],
+            "remedies": list(self.remedies),
         }
 
     @classmethod
@@ -128,23 +161,34 @@ class Verdict:
             str(d.get("what", "")),
             d.get("tppf_distance"),
             [cls.from_dict(p) for p in d.get("parts", [])],
+            [dict(r) for r in d.get("remedies", [])],
         )
 
 
 def _fmt_err(r: dict[str, Any]) -> str:
-    if r["descriptor"] == "volume_fraction":
+    if r.get("error") is None or not math.isfinite(r["error"]):
+        return "n/a"
+    if r["descriptor"] in ABSOLUTE:
         return f"{r['error']:+.3f}"
     return f"{100 * r['error']:+.1f} %"
 
 
-def _row(name, label, descriptor, direction, data, model, note="", sd=None) -> dict[str, Any]:
+def _row(
+    name, label, descriptor, direction, data, model, note="", sd=None, scale=None, ok=None
+) -> dict[str, Any]:
+    """One verdict row. ``scale``: divide the difference by it instead of by ``data``; ``ok``:
+    a decision made by the caller (e.g. percolation that disagrees), kept as it is."""
     tol = TOLERANCES[descriptor]
-    if descriptor == "volume_fraction":
+    if descriptor in ABSOLUTE:
         err = model - data
+    elif scale is not None:
+        err = (model - data) / scale if scale else math.inf
     else:
         err = (model - data) / data if data else math.inf
-    ok = abs(err) <= tol + 1e-12
-    if not ok and sd is not None and abs(err) <= 2 * sd:
+    forced = ok is not None
+    if not forced:
+        ok = abs(err) <= tol + 1e-12
+    if not forced and not ok and sd is not None and abs(err) <= 2 * sd:
         # Two realizations of the same structure differ by this much: not evidence of a misfit.
         ok = True
         note = "; ".join(
@@ -231,7 +275,19 @@ def _line(rows: list[dict[str, Any]], fits: bool) -> str:
             f"fits: every volume fraction within {TOLERANCES['volume_fraction']:g}, surface areas "
             f"and mean chords within {100 * TOLERANCES['specific_surface_area']:g} %"
         )
-        loose = [r for r in rows if abs(r["error"]) > r["tolerance"] + 1e-12]
+        judged = {r["descriptor"] for r in rows}
+        conn = []
+        if "euler_density" in judged:
+            conn.append(f"Euler densities within {100 * TOLERANCES['euler_density']:g} %")
+        if "percolating_fraction" in judged:
+            conn.append("percolation as the data's")
+        if "tortuosity_factor" in judged:
+            conn.append(f"tortuosity factors within {100 * TOLERANCES['tortuosity_factor']:g} %")
+        if conn:
+            line += ", " + ", ".join(conn)
+        loose = [
+            r for r in rows if r["error"] is not None and abs(r["error"]) > r["tolerance"] + 1e-12
+        ]
         if loose:
             line += " or within sampling error (" + ", ".join(
                 f"{r['name']} {_SHORT[r['descriptor']]}"
@@ -246,13 +302,12 @@ def _line(rows: list[dict[str, Any]], fits: bool) -> str:
         if not bad:
             continue
         words = []
-        for desc in ("volume_fraction", "specific_surface_area", "mean_chord_length"):
+        for desc in _WORDS:
             sel = [r for r in bad if r["descriptor"] == desc]
             if not sel:
                 continue
-            worst = max(sel, key=lambda r: abs(r["error"]))
-            label = {"volume_fraction": "VF", "specific_surface_area": "S_V",
-                     "mean_chord_length": "chords"}[desc]  # fmt: skip
+            worst = max(sel, key=lambda r: abs(r["error"]) if math.isfinite(r["error"]) else 9e9)
+            label = _WORDS[desc]
             words.append(f"{label} {_fmt_err(worst).replace(' ', '')}"
                          + (f" ({worst['direction']})" if worst["direction"] else ""))  # fmt: skip
         parts.append(f"phase {bad[0]['name']} " + ", ".join(words))
@@ -338,6 +393,8 @@ def check_fit(
     device: str = "cpu",
     blocks: int = 1,
     offset: Sequence[int] = (0, 0),
+    connectivity: bool = True,
+    transport: bool | None = None,
 ) -> Verdict:
     """Generate hard realizations of ``model`` and judge them against the data.
 
@@ -366,6 +423,11 @@ def check_fit(
         (at ``offset`` in the data's sections), the resolution the data carry. At the full
         resolution the blocks' staircase boundaries add surface that no smooth twin has (+18 % S_V
         on electrode.tiff up-sampled ×2), which would be judged as a misfit.
+    connectivity : bool
+        Judge connectivity too (:mod:`.fit_connectivity`): the Euler density of sections, and for
+        3D data the percolating fraction and τ per phase and axis.
+    transport : bool, optional
+        Solve τ with TauFactor in the 3D part (default: when TauFactor is installed).
 
     Returns
     -------
@@ -424,6 +486,12 @@ def check_fit(
     where = f" (one pixel per {f}×{f} block: the data are made of such blocks)" if f > 1 else ""
     v2 = judge(d2, m2, f"{n_sections} generated sections of {size}² vs {sec.shape[0]} data "
                        f"sections of {sec.shape[1]}×{sec.shape[2]}{where}", sd2)  # fmt: skip
+    if connectivity:
+        from .fit_connectivity import euler_rows
+
+        v2.rows += euler_rows(sec, gen_idx, pm, min(n_data, sec.shape[0]))
+        v2.fits = all(r["ok"] for r in v2.rows)
+        v2.line = _line(v2.rows, v2.fits)
     v2.tppf_distance = tppf_distance(cd, cm, phi)
     if volume is None or min(np.shape(volume)) < MIN_VOLUME_SIDE:
         return v2  # 2D data, or a stack of a few sections: no 3D structure to judge
@@ -461,4 +529,9 @@ def check_fit(
         sd3,
         plane,
     )
-    return _join([v2, v3])
+    parts = [v2, v3]
+    if connectivity:
+        from .fit_connectivity import transport_verdict
+
+        parts.append(transport_verdict(coarse, vol, seed=seed + 2, device=device, tau=transport))
+    return _join(parts)

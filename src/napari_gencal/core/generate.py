@@ -202,12 +202,11 @@ def generate_fields(
 
 
 def _phase_indices(model: ExcursionModel, Z1: torch.Tensor, Z2: torch.Tensor | None) -> np.ndarray:
-    """Hard thresholds → phase indices 0..k−1 (uint8)."""
-    in1 = Z1 >= float(model.lambda1)
-    idx = torch.where(in1, 0, 1).to(torch.uint8)
-    if Z2 is not None:
-        idx[(~in1) & (Z2 < float(model.lambda2))] = 2
-    return idx.cpu().numpy()
+    """Hard truncation rule (:mod:`.model.truncation`) → phase indices 0..k−1 (uint8)."""
+    from .model.truncation import hard_indices
+
+    lam1, lam2, t, c = (float(v) for v in (model.lambda1, model.lambda2, model.tilt, model.coating))
+    return hard_indices(Z1, Z2, lam1, lam2, t, c).cpu().numpy()
 
 
 def generate_block(

@@ -62,6 +62,8 @@ def calibrate(
     fit_b: bool = True,
     auto_order: bool = True,
     check: bool = True,
+    continue_from: Any = None,
+    remedy: str | None = None,
 ) -> Any:
     """Calibrate a model on a label image or stack and return the final, checked model.
 
@@ -91,6 +93,11 @@ def calibrate(
         Choose which phase plays the model's phase 1, 2, 3 from the data (default).
     check : bool
         Judge the final model against the data (the verdict).
+    continue_from : ExcursionModel, optional
+        A model calibrated on this data: apply the remedy its verdict names from where it stopped
+        and return the better of the two (:mod:`.remedy`).
+    remedy : str, optional
+        With ``continue_from``: this remedy instead of the verdict's first applicable one.
 
     Returns
     -------
@@ -101,7 +108,8 @@ def calibrate(
 
     data = prepare_data(image, phases, axis, fit_b=fit_b, voxel_size=voxel_size)
     cfg = config if config is not None else CalibrationConfig.preset("minutes")
-    pipe = CalibrationPipeline(data, cfg, auto_order=auto_order, check=check)
+    pipe = CalibrationPipeline(data, cfg, auto_order=auto_order, check=check,
+                               continue_from=continue_from, remedy=remedy)  # fmt: skip
     for rec in pipe.run():
         if progress is not None and progress(rec) is False:
             pipe.cancel()

@@ -63,16 +63,41 @@ def tppf_loss(fake: torch.Tensor, data_curves: torch.Tensor, r_max: int) -> torc
     return _tppf.tppf_loss(_tppf.radial_tppf(fake, r_max), data_curves)
 
 
+def euler_densities(indices: np.ndarray, k: int) -> np.ndarray:
+    """Euler number density (per pixel, 4-connectivity) of each phase in sections ``(N, H, W)``."""
+    from ..descriptors.connectivity import euler_density
+
+    return np.array([euler_density(indices, i, n_phases=k, sections=True) for i in range(k)])
+
+
+def topology_densities(indices: np.ndarray, k: int) -> np.ndarray:
+    """Components + holes per pixel of each phase in sections (the scale of χ's errors)."""
+    from ..descriptors.connectivity import topology_density
+
+    return np.array([topology_density(indices, i, n_phases=k) for i in range(k)])
+
+
+def euler_loss(fake: torch.Tensor, data_euler: torch.Tensor) -> torch.Tensor:
+    """Mean over phases of the squared Euler-density difference of soft sections and the data."""
+    from ..descriptors.connectivity import soft_euler_density_2d
+
+    return ((soft_euler_density_2d(fake) - data_euler) ** 2).mean()
+
+
 # ---------------------------------------------------------------------- model
-def module_from_model(model: ExcursionModel, device: torch.device) -> ExcursionModule:
+def module_from_model(
+    model: ExcursionModel, device: torch.device, learn_truncation: bool = False
+) -> ExcursionModule:
     """Differentiable module; calibration is isotropic at the working resolution (b and the length
     scale are applied to the result only)."""
     iso = (
-        model.copy(anisotropy=1.0, length_scale=1.0, kernel_scales={})
-        if (model.anisotropy, model.length_scale) != (1.0, 1.0) or model.kernel_scales
+        model.copy(anisotropy=1.0, length_scale=1.0, kernel_scales={}, anisotropy_fields={})
+        if (model.anisotropy, model.length_scale) != (1.0, 1.0)
+        or model.kernel_scales
+        or model.anisotropy_fields
         else model
     )
-    module = ExcursionModule.from_model(iso, device)
+    module = ExcursionModule.from_model(iso, device, learn_truncation=learn_truncation)
     if module.kind == "low":
         module.family = _origin_safe(module.family)
     return module
@@ -233,7 +258,7 @@ def initial_model(
     for ell in scales:
         theta = np.exp(-0.5 * (r / ell) ** 2).tolist()
         cand = base.copy(kernels={name: list(theta) for name in base.kernels})
-        module = module_from_model(cand, device)
+        module = module_from_model(cand, device, config.learn_truncation)
         g = torch.Generator(device=device)
         g.manual_seed(config.seed + 31)
         with torch.no_grad():

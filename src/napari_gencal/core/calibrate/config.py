@@ -116,6 +116,24 @@ class CalibrationConfig:
         Path to write a checkpoint to at the end of every ``checkpoint_every`` epochs.
     checkpoint_every : int
         Epochs between checkpoints.
+    construction : {"auto", "paper", "plurigaussian"}
+        Three phases: the truncation rule of the calibrated model. ``"auto"``: a trial fit of the
+        plurigaussian rule (learned from the paper-rule trial's best) decides; it is kept only
+        when it scores better beyond the noise of the scores (:mod:`.trials`). ``"paper"``: the
+        paper's rule; ``"plurigaussian"``: learned without a trial.
+    learn_truncation : bool
+        Three phases: learn the truncation rule's ``tilt`` and ``coating``
+        (:mod:`~napari_gencal.core.model.truncation`) with the other parameters; False keeps the
+        rule of the starting model (the paper's unless a construction trial chose another).
+    euler_weight : float
+        Weight of the connectivity term in the model loss: the squared differences of the
+        sections' Euler number densities (per pixel) of the model and the data, per phase. The
+        Euler density is a sum of 1-, 2- and 4-point configuration probabilities, so it is in the
+        units of the TPPF loss; 0 switches it off.
+    score_euler : float
+        Weight of the connectivity error in an evaluation's score (``score="surface"``): the
+        Euler densities' errors relative to the data's components + holes per area, mean and
+        worst phase averaged, as the S_V part. 0: S_V only.
     interpolation : {"linear", "nearest"}
         How the high-parametric radial kernel is evaluated between integer radii (stored in the
         model). ``"nearest"`` is method.md's θ[round|s|]; its shells give voxel-scale rough
@@ -135,6 +153,10 @@ class CalibrationConfig:
     n_chi2: int = 3
     nu: float = 10.0
     interpolation: str = "linear"
+    construction: str = "auto"
+    learn_truncation: bool = False
+    euler_weight: float = 0.0
+    score_euler: float = 0.0
     straight_through: bool = False
     match_fractions: bool = True
     gamma: float | None = None
@@ -214,6 +236,15 @@ class CalibrationConfig:
             raise ValueError(f"n_chi2 must be in 1..6, got {self.n_chi2}")
         if not (self.nu > 0 and math.isfinite(self.nu)):
             raise ValueError(f"nu must be a positive number, got {self.nu}")
+        if self.construction not in ("auto", "paper", "plurigaussian"):
+            raise ValueError(
+                "construction must be 'auto', 'paper' or 'plurigaussian', got "
+                f"{self.construction!r}"
+            )
+        for name in ("euler_weight", "score_euler"):
+            v = getattr(self, name)
+            if not (v >= 0 and math.isfinite(v)):
+                raise ValueError(f"{name} must be a number ≥ 0, got {v}")
         if self.gamma is not None and not (self.gamma >= 0 and math.isfinite(self.gamma)):
             raise ValueError(f"gamma must be ≥ 0 or None (automatic), got {self.gamma}")
         for name in ("lr_theta", "lr_theta_low", "lr_disc", "lr_disc_low"):

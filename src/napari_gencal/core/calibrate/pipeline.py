@@ -26,7 +26,6 @@ keeps the best model found so far (``verdict`` None: not checked).
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 import warnings
 from collections.abc import Iterator
@@ -39,17 +38,13 @@ from .config import CalibrationConfig
 from .data import PreparedData, analysis_view
 from .phase_order import PhaseOrder, candidate_orders, choose_phase_order
 from .plan import Plan, coarsen, plan_calibration
+from .trials import TRIAL_SHARE, TRIAL_STEPS, run_trials
 
-__all__ = ["CalibrationPipeline", "TRIAL_STEPS", "TRIAL_SHARE"]
+__all__ = ["CalibrationPipeline", "TRIAL_STEPS", "TRIAL_SHARE", "SWITCH_AT"]
 
-#: Optimizer steps of each phase-order trial (Algorithm 1: TPPF loss only, no discriminator).
-TRIAL_STEPS = 250
-#: Largest share of the time budget one trial may take (it stops early at the time cap), and of
-#: all trials together.
-TRIAL_SHARE = 0.08
-TRIALS_SHARE = 0.25
-#: Trial time cap without a time budget (seconds).
-TRIAL_SECONDS = 60.0
+#: Share of the main stage after which a run that has not beaten its warm start (the trial's
+#: best) gives the rest of its time to the other phase order.
+SWITCH_AT = 0.5
 
 
 class CalibrationPipeline:
@@ -95,9 +90,18 @@ class CalibrationPipeline:
         resume: str | None = None,
         auto_order: bool = True,
         check: bool = True,
+        continue_from: Any = None,
+        remedy: str | None = None,
     ) -> None:
         self.data = data
         cfg = config if config is not None else CalibrationConfig.preset("minutes")
+        self.previous = continue_from
+        self.continuation: dict[str, Any] | None = None
+        if continue_from is not None:
+            from .remedy import plan_continuation
+
+            self.continuation = plan_continuation(continue_from, data, remedy)
+            cfg = cfg.replace(**self.continuation["settings"])
         self.config = cfg
         self.check = check
         self.resume = resume
@@ -112,12 +116,27 @@ class CalibrationPipeline:
         self.order: PhaseOrder | None = None
         if resume is not None:
             self.order = self._order_of_checkpoint(resume)
+        elif self.continuation is not None:
+            labels = tuple(pm.labels)
+            perm = tuple(labels.index(v) for v in self.continuation["order_labels"])
+            self.order = PhaseOrder(perm, f"continued ({self.continuation['kind']}: "
+                                          f"{self.continuation['cause']})")  # fmt: skip
         elif not auto_order:
             self.order = PhaseOrder(tuple(range(pm.n_phases)), "the order given by the user")
         elif len(self._candidates) == 1:
             self.order = choose_phase_order(self._work, tuple(pm.labels))
         self.engine: Any = None
         self._trial_engines: dict[tuple[int, ...], Any] = {}
+        self._construction_engine: Any = None
+        self.construction = "plurigaussian" if cfg.construction == "plurigaussian" else "paper"
+        if continue_from is not None and self.continuation["warm"]:
+            from ..model.truncation import is_paper_rule
+
+            if not is_paper_rule(continue_from):
+                self.construction = "plurigaussian"
+        self.trial_record: dict[str, Any] = {}
+        self.switch_record: dict[str, Any] | None = None
+        self._warm_score: float | None = None
         self._current: Any = None
         self._last_trial: Any = None
         self._t_start = time.perf_counter()
@@ -142,6 +161,8 @@ class CalibrationPipeline:
     @property
     def stop_reason(self) -> str | None:
         """Why the calibration ended."""
+        if self.switch_record is not None and not self._cancelled:
+            return "time_limit"  # the budget was shared between the two orders
         if self.engine is not None:
             return self.engine.stop_reason
         return "cancelled" if self._cancelled else None
@@ -221,15 +242,24 @@ class CalibrationPipeline:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return engine, msgs
 
-    def _build_engine(self, time_limit: float | None) -> None:
-        cfg = self._engine_config(time_limit=time_limit)
+    def _build_engine(self, time_limit: float | None, perm: tuple[int, ...] | None = None) -> None:
+        perm = self.order.perm if perm is None else perm
+        learn = self.construction == "plurigaussian"
+        cfg = self._engine_config(time_limit=time_limit, learn_truncation=learn)
         # The winning trial's best parameters are the start: its steps are not lost, and the run
         # can only keep something at least as good by the evaluation (tracked from the start).
-        trial = self._trial_engines.get(self.order.perm) if self.resume is None else None
+        trial = self._trial_engines.get(perm) if self.resume is None else None
+        if learn and self._construction_engine is not None and perm == self.order.perm:
+            trial = self._construction_engine
         init = trial.best_model if trial is not None else None
-        self.engine, msgs = self._make_engine(self.order.perm, cfg, self.resume, init)
+        if self.continuation is not None and self.continuation["warm"] and self.resume is None:
+            prev = self.previous
+            init = prev.copy(length_scale=prev.length_scale / self.plan.factor, anisotropy=1.0,
+                             anisotropy_fields={}, kernel_scales={}, metadata={})  # fmt: skip
+        self.engine, msgs = self._make_engine(perm, cfg, self.resume, init)
+        self._warm_score = None
         if init is not None:
-            self.engine.keep_current_as_best()
+            self._warm_score = self.engine.keep_current_as_best()
         for m in msgs:
             if m not in self.notes:
                 self.notes.append(m)
@@ -241,71 +271,117 @@ class CalibrationPipeline:
         from .loop import Progress
 
         t_start = self._t_start = time.perf_counter()
+        tl = self.config.time_limit
+        left = tl
         if self.order is None:
-            yield from self._choose_order()
+            yield from run_trials(self)
             self.trial_seconds = time.perf_counter() - t_start
             if self._cancelled:
                 yield from self._finish(self._last_trial, finished=False)
                 return
-            tl = self.config.time_limit
             left = None if tl is None else max(0.5 * tl, tl - self.trial_seconds)
             self._build_engine(left)
+            msg = "phase order: " + self.order.reason
+            if self.data.phase_map.n_phases == 3:
+                msg += f"; construction: {self._construction_text()}"
             yield Progress(0, self.engine.total_steps, 0, "chosen", "order", {},
-                           elapsed=self.trial_seconds, message="phase order: "
-                           + self.order.reason)  # fmt: skip
+                           elapsed=self.trial_seconds, message=msg)  # fmt: skip
+            self.notes.append(self.budget_text(left))
+            yield Progress(0, self.engine.total_steps, 0, "chosen", "order", {},
+                           elapsed=self.trial_seconds, message=self.notes[-1])  # fmt: skip
+        finished = yield from self._run_engine(left)
+        yield from self._finish(self._last_record, finished)
+
+    def _run_engine(self, budget: float | None) -> Iterator[Any]:
+        """The main stage. When the order trials were a close call, a run that has not beaten its
+        warm start after :data:`SWITCH_AT` of its time gives the rest to the other phase order
+        (warm-started from its trial), and the better of the two is kept (a clear order keeps
+        its whole time: a trial that already fits is hard to beat, not a wrong order). Returns
+        whether the calibration finished (not cancelled)."""
         self._current = self.engine
         if self._cancelled:
             self.engine.cancel()
-        last = None
+        others = [q for q in self._trial_engines if q != self.order.perm]
+        close = any(r.get("close") for r in self.trial_record.get("rounds", []))
+        can_switch = (
+            close and bool(others) and budget is not None and self._warm_score is not None
+        )
+        t0 = time.perf_counter()
+        switched = False
+        self._last_record = None
         for rec in self.engine.run():
-            last = rec
+            self._last_record = rec
             if self.trial_seconds:
                 rec = dataclasses.replace(rec, elapsed=rec.elapsed + self.trial_seconds)
             yield rec
+            if (
+                can_switch and not switched and not rec.done
+                and time.perf_counter() - t0 >= SWITCH_AT * budget
+                and self.engine.best_score is not None
+                and self.engine.best_score >= self._warm_score
+            ):  # fmt: skip
+                switched = True
+                self.engine.cancel()
         reason = self.engine.stop_reason or ""
-        yield from self._finish(last, reason in ("max_epochs", "early_stopping", "time_limit"))
+        if not switched or self._cancelled:
+            return reason in ("max_epochs", "early_stopping", "time_limit")
+        first, first_order = self.engine, self.order
+        rest = max(1.0, budget - (time.perf_counter() - t0))
+        other = others[0]
+        self._build_engine(rest, perm=other)
+        self._current = self.engine
+        for rec in self.engine.run():
+            self._last_record = rec
+            yield dataclasses.replace(rec, elapsed=rec.elapsed + self.trial_seconds)
+        a, b = first.best_score, self.engine.best_score
+        keep_other = b is not None and (a is None or b < a)
+        self.switch_record = {
+            "reason": f"the main stage had not beaten its warm start ({self._warm_score:.4f}) "
+            f"after {100 * SWITCH_AT:.0f} % of its time",
+            "first_order_score": a,
+            "other_order_score": b,
+            "kept": "other order" if keep_other else "first order",
+        }
+        if keep_other:
+            from .phase_order import PhaseOrder
 
-    def _choose_order(self) -> Iterator[Any]:
-        """Short trial fits of the candidate orders; sets ``self.order``."""
-        tl = self.config.time_limit
-        n = len(self._candidates)
-        cap = TRIAL_SECONDS if tl is None else min(TRIAL_SHARE, TRIALS_SHARE / n) * tl
-        epochs = max(1, math.ceil(TRIAL_STEPS / 25))
-        trial_cfg = self._engine_config(
-            algorithm=1, model="high", pretrain_model_steps=0, pretrain_disc_steps=0,
-            steps_per_epoch=25, max_epochs=epochs, early_stop_start=1, patience=10_000,
-            time_limit=cap, checkpoint=None,
-        )  # fmt: skip
-        scores: dict[tuple[int, ...], float] = {}
-        labels = self.data.phase_map.labels
-        for i, perm in enumerate(self._candidates):
-            if self._cancelled:
-                break
-            engine, _ = self._make_engine(perm, trial_cfg)
-            self._trial_engines[perm] = engine
-            self._current = engine
-            name = ",".join(str(labels[p]) for p in perm)
-            for rec in engine.run():
-                # The pipeline's clock and budget, not the trial's own.
-                elapsed = time.perf_counter() - self._t_start
-                left = None if tl is None else max(0.0, tl - elapsed)
-                rec = dataclasses.replace(rec, stage="order", elapsed=elapsed, remaining=left,
-                                          phase=f"trial {i + 1}/{n} ({name})")  # fmt: skip
-                self._last_trial = rec
-                yield rec
-            if engine.stop_reason == "cancelled":
-                break
-            if engine.best_score is not None:
-                scores[perm] = float(engine.best_score)
-            else:  # the time cap came before the first evaluation: judge the parameters reached
-                scores[perm] = float(engine.evaluate(engine._candidate())["score"])
-        if len(scores) == len(self._candidates):
-            self.order = choose_phase_order(self._work, tuple(labels), trial=scores.__getitem__)
-        elif scores:  # cancelled part-way: the best so far, for the model that is kept
-            best = min(scores, key=scores.get)
-            self.order = PhaseOrder(best, "trials cancelled; best so far", trials=scores)
+            self.order = PhaseOrder(other, self.order.reason + "; switched to this order: the "
+                                    "first one did not improve on its trial in the main stage",
+                                    self.order.contacts, self.order.trials)  # fmt: skip
         else:
-            self.order = PhaseOrder(self._candidates[0], "cancelled before the trials")
+            self.engine, self.order = first, first_order
+        return (self.engine.stop_reason or "") in (
+            "max_epochs", "early_stopping", "time_limit", "cancelled"
+        )  # fmt: skip
+
+    def _construction_text(self) -> str:
+        rec = self.trial_record.get("construction")
+        if self.construction == "paper":
+            if rec and "why" in rec:
+                return f"the paper's truncation rule ({rec['why']})"
+            if rec and "plurigaussian_score" in rec:
+                return (f"the paper's truncation rule (a learned plurigaussian rule scored "
+                        f"{rec['plurigaussian_score']:.4f} against {rec['paper_score']:.4f}, "
+                        "not better beyond the noise)")  # fmt: skip
+            return "the paper's truncation rule"
+        if rec:
+            return (f"a plurigaussian truncation rule, learned (trial: tilt "
+                    f"{np.degrees(rec['tilt']):.1f}°, coating {rec['coating']:.3f}; score "
+                    f"{rec['plurigaussian_score']:.4f} against the paper rule's "
+                    f"{rec['paper_score']:.4f})")  # fmt: skip
+        return "a plurigaussian truncation rule, learned (as asked)"
+
+    def budget_text(self, main: float | None) -> str:
+        """How the time budget is split (printed before the main stage)."""
+        rounds = self.trial_record.get("rounds", [])
+        extra = " + a second round (close call)" if len(rounds) > 1 else ""
+        if "plurigaussian_score" in self.trial_record.get("construction", {}):
+            extra += " + two construction trials"
+        main_t = "until early stopping" if main is None else f"{main:.0f} s"
+        return (
+            f"budget: trial fits {self.trial_seconds:.0f} s ({len(self._trial_engines)} orders"
+            f"{extra}), main calibration {main_t}, then the check"
+        )
 
     def _finish(self, last: Any, finished: bool) -> Iterator[Any]:
         from .loop import Progress
@@ -323,10 +399,10 @@ class CalibrationPipeline:
             self.models[kind] = self._rescaled(m)
         if finished and self.data.volume is not None and self.data.b_fitted:
             yield note("anisotropy")
-            b, record = self._anisotropy(self.models[self.final_kind])
+            b, fields, record = self._anisotropy(self.models[self.final_kind])
             for kind, m in self.models.items():
                 meta = dict(m.metadata, anisotropy=record)
-                self.models[kind] = m.copy(anisotropy=b, metadata=meta)
+                self.models[kind] = m.copy(anisotropy=b, anisotropy_fields=fields, metadata=meta)
         final = self.models[self.final_kind]
         if finished and self.check:
             yield note("verdict")
@@ -341,7 +417,12 @@ class CalibrationPipeline:
                 blocks=self.plan.factor if self.plan.blocks else 1,
                 offset=self.plan.offset,
             )
+            from .remedy import suggest_remedies
+
+            self.verdict.remedies = suggest_remedies(self.verdict.to_dict(), final.metadata)
             final = final.copy(metadata=dict(final.metadata, verdict=self.verdict.to_dict()))
+            if self.previous is not None:
+                final = self._keep_better(final)
             self.models[self.final_kind] = final
         elif not finished:
             final = final.copy(metadata=dict(final.metadata, verdict=None))
@@ -352,6 +433,21 @@ class CalibrationPipeline:
         done.done = True
         done.stop_reason = self.stop_reason
         yield done
+
+    def _keep_better(self, final: Any) -> Any:
+        """A continued run keeps the previous model unless its verdict is better."""
+        from ..fit_check import Verdict
+        from .remedy import verdict_badness
+
+        old_v = (self.previous.metadata or {}).get("verdict")
+        new_b, old_b = verdict_badness(final.metadata.get("verdict")), verdict_badness(old_v)
+        record = dict(self.continuation or {}, badness_previous=old_b, badness_new=new_b)
+        if new_b <= old_b:
+            record["kept"] = "the continued model"
+            return final.copy(metadata=dict(final.metadata, continued=record))
+        record["kept"] = "the previous model (the continued run did not improve its verdict)"
+        self.verdict = Verdict.from_dict(old_v)
+        return self.previous.copy(metadata=dict(self.previous.metadata, continued=record))
 
     def _engine_models(self) -> dict[str, Any]:
         if self.engine is not None:
@@ -385,6 +481,11 @@ class CalibrationPipeline:
         meta["settings_from_data"] = self.plan.to_dict()
         if self.order is not None:
             meta["phase_order"] = self.order.to_dict(tuple(self.data.phase_map.labels))
+        if self.trial_record:
+            meta["trials"] = self.trial_record
+        meta["construction"] = {"chosen": self.construction}
+        if self.switch_record:
+            meta["order_switch"] = self.switch_record
         if self.data.b_fitted:
             meta["anisotropy"] = {"eq40_data_only": self.data.anisotropy}
         return model.copy(
@@ -394,8 +495,9 @@ class CalibrationPipeline:
             metadata=meta,
         )
 
-    def _anisotropy(self, model: Any) -> tuple[float, dict[str, Any]]:
-        """b with the calibrated model, at the working resolution."""
+    def _anisotropy(self, model: Any) -> tuple[float, dict[str, float], dict[str, Any]]:
+        """b (and b per field where the phases ask for it) with the calibrated model, at the
+        working resolution."""
         from . import anisotropy
 
         f = self.plan.factor
@@ -407,18 +509,22 @@ class CalibrationPipeline:
         work_model = model.copy(
             length_scale=model.length_scale / f, anisotropy=1.0, anisotropy_axis=0
         )
-        b = anisotropy.fit_anisotropy_to_model(
+        tol = (self.continuation or {}).get("per_field_tolerance")
+        b, fields, fit = anisotropy.fit_field_anisotropy(
             vol, work_model, b_start=self.data.anisotropy, seed=self.config.seed,
             device=str(self.engine.device),
+            tolerance=anisotropy.PER_FIELD_TOLERANCE if tol is None else float(tol),
         )  # fmt: skip
         record = {
             "eq40_data_only": float(self.data.anisotropy),
             "model_refined": float(b),
+            **fit,
             "method": "b from Eq. 40 on the stack, refined so that the model's mean chords along z "
-            "relate to its in-plane chords as the data's do, per phase (docs/decisions/"
+            "relate to its in-plane chords as the data's do, per phase; one b per group of fields "
+            "where one b leaves a phase's ratio more than 3 % off (docs/decisions/"
             "calibration.md)",
         }
-        return float(b), record
+        return float(b), fields, record
 
     # ------------------------------------------------------------------ summaries
     def summary(self) -> str:

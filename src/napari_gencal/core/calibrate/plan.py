@@ -367,6 +367,7 @@ class Plan:
             "native": self.native.to_dict(),
             "working": self.work.to_dict(),
             "reasons": dict(self.reasons),
+            "warnings": list(self.warnings),
         }
 
 

@@ -262,17 +262,15 @@ class _Posterior:
 
     def phases(self, Z1: torch.Tensor, Z2: torch.Tensor | None, nu: float | None) -> torch.Tensor:
         """``(k, Z, Y, X)`` indicators: soft with steepness ``nu``, hard when ``nu`` is None."""
+        from ..model.truncation import hard_indices, soft_phases
+
         m = self.model
+        lam1, lam2, t, c = (float(v) for v in (m.lambda1, m.lambda2, m.tilt, m.coating))
         if nu is None:
-            xi1 = (Z1 >= float(m.lambda1)).to(Z1.dtype)
-            h2 = None if Z2 is None else (Z2 >= float(m.lambda2)).to(Z1.dtype)
-        else:
-            xi1 = torch.sigmoid(nu * (Z1 - float(m.lambda1)))
-            h2 = None if Z2 is None else torch.sigmoid(nu * (Z2 - float(m.lambda2)))
-        if h2 is None:
-            return torch.stack([xi1, 1.0 - xi1])
-        xi2 = (1.0 - xi1) * h2
-        return torch.stack([xi1, xi2, 1.0 - xi1 - xi2])
+            idx = hard_indices(Z1, Z2, lam1, lam2, t, c)
+            k = 2 if Z2 is None else 3
+            return torch.nn.functional.one_hot(idx.long(), k).to(Z1.dtype).movedim(-1, 0)
+        return soft_phases(Z1[None], None if Z2 is None else Z2[None], lam1, lam2, nu, t, c)[0]
 
     def output_spectra(self, grads: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Orthonormal spectra of the data term's gradient w.r.t. each output field."""

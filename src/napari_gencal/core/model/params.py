@@ -1,15 +1,20 @@
-"""The three-phase excursion-set model (method.md §1–2): parameters, validation, files, and the
-differentiable torch module used by calibration.
+"""Parameters of the excursion-set model (method.md §1–2): the dataclass, its checks and its file.
 
 Fields (all unit-variance moving averages, each with its own kernel): ``X1, X2`` and the χ² building
 blocks ``εX, εY, εZ`` (``n_chi2`` independent copies sharing the three kernels). With
 ``X̃ = sqrt(1 − a)·εX + sqrt(a)·εZ`` and ``Ỹ = sqrt(1 − a)·εY + sqrt(a)·εZ``:
 
 * ``Z1 = Σ_j X̃_j² + σ1·X1``, ``Z2 = Σ_j Ỹ_j² + σ2·X2``
-* phase 1 = ``{Z1 ≥ λ1}``, phase 2 = ``{Z1 < λ1, Z2 ≥ λ2}``, phase 3 = the rest.
+* which region of the ``(Z1, Z2)`` plane is which phase is the *truncation rule*
+  (:mod:`.truncation`); with ``tilt = coating = 0`` it is the paper's: phase 1 = ``{Z1 ≥ λ1}``,
+  phase 2 = ``{Z1 < λ1, Z2 ≥ λ2}``, phase 3 = the rest.
 
 ``n_phases=2`` is the two-phase reduction: phase 1 = ``{Z1 ≥ λ1}``, phase 2 its complement (the
 parameters ``σ2, λ2`` and the kernels ``X2, eps_Y`` are then unused).
+
+Stretches: every kernel is evaluated at scaled coordinates (exact, no resampling) — ``length_scale``
+on every axis, ``anisotropy`` (b) along ``anisotropy_axis``, replaced per field by
+``anisotropy_fields`` where the data's phases stretch differently, and ``kernel_scales`` per field.
 """
 
 from __future__ import annotations
@@ -25,26 +30,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from .covariance import get_family, kernel_from_covariance
-from .fields import radial_kernel
-from .io import atomic_write
-from .phases import PhaseMap
+from ..covariance import get_family, kernel_from_covariance
+from ..fields import radial_kernel
+from ..io import atomic_write
+from ..phases import PhaseMap
 
 __all__ = [
     "KERNEL_NAMES",
     "MODEL_FORMAT",
     "MODEL_FORMAT_VERSION",
+    "READABLE_FORMAT_VERSIONS",
     "ExcursionModel",
-    "ExcursionModule",
-    "thresholds_for_fractions",
-    "sample_marginals",
 ]
 
 KERNEL_NAMES = ("X1", "X2", "eps_X", "eps_Y", "eps_Z")
 MODEL_FORMAT = "napari-gencal-model"
-MODEL_FORMAT_VERSION = 2
-#: Format versions this release reads (1 lacks ``length_scale``, which then is 1).
-READABLE_FORMAT_VERSIONS = (1, 2)
+MODEL_FORMAT_VERSION = 3
+#: Format versions this release reads (1 lacks ``length_scale``, which then is 1; 1 and 2 lack the
+#: truncation parameters and ``anisotropy_fields``: the paper's rule and one shared b).
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 N_CHI2_RANGE = (1, 6)
 M_MAX = 400
 ANISOTROPY_RANGE = (0.05, 20.0)
@@ -80,6 +84,16 @@ class ExcursionModel:
         them, less with phase 3).
     lambda1, lambda2 : float
         Thresholds; they set the volume fractions (see :func:`thresholds_for_fractions`).
+    tilt : float
+        Truncation rule (three phases, :mod:`.truncation`), in [0, π/2): where both fields exceed
+        their thresholds, the boundary between phases 1 and 2 is the line through ``(λ1, λ2)`` at
+        this angle: 0 (the paper) gives that corner to phase 1 — phase 2 is carved out of the
+        complement of phase 1 and cut by its boundaries; larger tilts let phase 2 take the places
+        where ``Z2`` exceeds ``λ2`` more than ``Z1`` exceeds ``λ1``, so it is cut less (coarser).
+    coating : float
+        Truncation rule (three phases), ≥ 0: the band ``λ1 − coating ≤ Z1 < λ1`` around phase 1
+        belongs to phase 2 — a layer of phase 2 on phase 1 (a binder film on particles), which is
+        as connected as phase 1's surface at any volume fraction. 0: the paper's rule.
     kind : {"high", "low"}
         High-parametric (free radial kernels) or low-parametric (covariance family).
     m : int
@@ -94,6 +108,10 @@ class ExcursionModel:
     anisotropy_axis : int
         The stretched (pressing) axis of generated volumes: 0 = z, 1 = y, 2 = x. A calibration
         from sections normal to y or x puts it there.
+    anisotropy_fields : dict
+        Stretch of single fields along ``anisotropy_axis``, ``name → b_f``, in place of the
+        shared ``anisotropy`` (absent: ``anisotropy``): phases whose shapes stretch differently
+        along the pressing axis (see :mod:`..calibrate.anisotropy`). Empty: one b for all.
     kernel_scales : dict
         Extra stretch of single kernels, ``name → factor`` (absent: 1): that field is evaluated at
         ``x / factor`` on top of ``length_scale`` and ``anisotropy`` — an interpretable knob for
@@ -126,12 +144,15 @@ class ExcursionModel:
     a: float = 0.5
     lambda1: float = 3.0
     lambda2: float = 3.0
+    tilt: float = 0.0
+    coating: float = 0.0
     kind: str = "high"
     m: int = 20
     n_chi2: int = 3
     nu: float = 10.0
     anisotropy: float = 1.0
     anisotropy_axis: int = 0
+    anisotropy_fields: dict[str, float] = field(default_factory=dict)
     length_scale: float = 1.0
     kernel_scales: dict[str, float] = field(default_factory=dict)
     n_phases: int = 3
@@ -167,6 +188,9 @@ class ExcursionModel:
             raise ValueError(f"a must lie in [0, 1] (a correlation), got {a}")
         _finite("lambda1", self.lambda1)
         _finite("lambda2", self.lambda2)
+        from .truncation import check_truncation
+
+        check_truncation(self.n_phases, self.tilt, self.coating)
         lo, hi = N_CHI2_RANGE
         if not isinstance(self.n_chi2, int | np.integer) or not lo <= int(self.n_chi2) <= hi:
             raise ValueError(
@@ -181,6 +205,18 @@ class ExcursionModel:
                 f"anisotropy b must lie in {list(ANISOTROPY_RANGE)} (a stretch factor along z), "
                 f"got {b}"
             )
+        if not isinstance(self.anisotropy_fields, Mapping):
+            raise ValueError("anisotropy_fields must be a dict kernel name → stretch factor")
+        for name, bf in self.anisotropy_fields.items():
+            if name not in KERNEL_NAMES:
+                raise ValueError(
+                    f"anisotropy_fields names an unknown field {name!r}; use one of {KERNEL_NAMES}"
+                )
+            v = _finite(f"anisotropy_fields[{name!r}]", bf)
+            if not ANISOTROPY_RANGE[0] <= v <= ANISOTROPY_RANGE[1]:
+                raise ValueError(
+                    f"anisotropy_fields[{name!r}] = {v} must lie in {list(ANISOTROPY_RANGE)}"
+                )
         if self.anisotropy_axis not in (0, 1, 2):
             raise ValueError(
                 f"anisotropy_axis must be 0 (z), 1 (y) or 2 (x), got {self.anisotropy_axis!r}"
@@ -266,10 +302,21 @@ class ExcursionModel:
         b = float(self.anisotropy)
         return tuple(s * (b if i == int(self.anisotropy_axis) else 1.0) for i in range(3))
 
+    def field_anisotropy(self, name: str) -> float:
+        """b of one field along the anisotropy axis (``anisotropy_fields`` or the shared b)."""
+        return float(self.anisotropy_fields.get(name, self.anisotropy))
+
     def kernel_scale(self, name: str) -> tuple[float, float, float]:
-        """Stretch per axis of one kernel: :attr:`scale` times its ``kernel_scales`` factor."""
-        f = float(self.kernel_scales.get(name, 1.0))
-        return tuple(f * v for v in self.scale)
+        """Stretch per axis of one kernel: ``length_scale`` times its ``kernel_scales`` factor on
+        every axis, times its b (:meth:`field_anisotropy`) along the anisotropy axis."""
+        f = float(self.kernel_scales.get(name, 1.0)) * float(self.length_scale)
+        b = self.field_anisotropy(name)
+        return tuple(f * (b if i == int(self.anisotropy_axis) else 1.0) for i in range(3))
+
+    @property
+    def per_field_anisotropy(self) -> bool:
+        """The used fields do not all share one b."""
+        return len({round(self.field_anisotropy(n), 9) for n in self.used_kernels()}) > 1
 
     @property
     def support_scale(self) -> tuple[float, float, float]:
@@ -335,6 +382,7 @@ class ExcursionModel:
             "nu": float(self.nu),
             "anisotropy": float(self.anisotropy),
             "anisotropy_axis": int(self.anisotropy_axis),
+            "anisotropy_fields": {n: float(v) for n, v in self.anisotropy_fields.items()},
             "length_scale": float(self.length_scale),
             "kernel_scales": {n: float(v) for n, v in self.kernel_scales.items()},
             "sigma1": float(self.sigma1),
@@ -342,6 +390,8 @@ class ExcursionModel:
             "a": float(self.a),
             "lambda1": float(self.lambda1),
             "lambda2": float(self.lambda2),
+            "tilt": float(self.tilt),
+            "coating": float(self.coating),
             "kernels": kernels,
             "phase_map": None if self.phase_map is None else self.phase_map.to_dict(),
             "voxel_size": None if self.voxel_size is None else [float(v) for v in self.voxel_size],
@@ -380,6 +430,8 @@ class ExcursionModel:
             a=d["a"],
             lambda1=d["lambda1"],
             lambda2=d["lambda2"],
+            tilt=float(d.get("tilt", 0.0)),
+            coating=float(d.get("coating", 0.0)),
             kind=kind,
             m=int(d["m"]),
             n_chi2=int(d.get("n_chi2", 3)),
@@ -388,6 +440,9 @@ class ExcursionModel:
             length_scale=d.get("length_scale", 1.0),
             kernel_scales={str(k): float(v) for k, v in (d.get("kernel_scales") or {}).items()},
             anisotropy_axis=int(d.get("anisotropy_axis", 0)),
+            anisotropy_fields={
+                str(k): float(v) for k, v in (d.get("anisotropy_fields") or {}).items()
+            },
             n_phases=int(d.get("n_phases", 3)),
             phase_map=None if pm is None else PhaseMap.from_dict(pm),
             voxel_size=None if vs is None else tuple(float(v) for v in vs),
@@ -476,257 +531,7 @@ class ExcursionModel:
         )
         if fractions is None:
             fractions = [1.0 / n_phases] * n_phases
+        from .truncation import thresholds_for_fractions
+
         # 2e5 samples: fractions accurate to ~0.001, fast enough for interactive defaults.
         return thresholds_for_fractions(model, fractions, n_samples=200_000, seed=seed)
-
-
-# ---------------------------------------------------------------------- marginals and thresholds
-def sample_marginals(
-    model: ExcursionModel, n_samples: int = 1_000_000, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Samples of the one-point law of ``(Z1, Z2)`` (the fields at one voxel).
-
-    At a single voxel every unit-variance field is a standard normal, independent across fields, so
-    ``Z1 = Σ_j (sqrt(1−a) εX_j + sqrt(a) εZ_j)² + σ1 X1`` needs only scalar normals.
-    """
-    rng = np.random.default_rng(seed)
-    n, a = int(model.n_chi2), float(model.a)
-    ex, ey, ez = (rng.standard_normal((n, n_samples)) for _ in range(3))
-    xt = math.sqrt(1 - a) * ex + math.sqrt(a) * ez
-    yt = math.sqrt(1 - a) * ey + math.sqrt(a) * ez
-    z1 = (xt**2).sum(0) + model.sigma1 * rng.standard_normal(n_samples)
-    z2 = (yt**2).sum(0) + model.sigma2 * rng.standard_normal(n_samples)
-    return z1, z2
-
-
-def thresholds_for_fractions(
-    model: ExcursionModel,
-    fractions: Sequence[float],
-    n_samples: int = 1_000_000,
-    seed: int = 0,
-) -> ExcursionModel:
-    """A copy of ``model`` with ``λ1, λ2`` set so that its volume fractions are ``fractions``.
-
-    Monte-Carlo over the scalar marginals (:func:`sample_marginals`): ``λ1`` is the
-    ``1 − φ1`` quantile of ``Z1``; ``λ2`` the quantile of ``Z2`` among samples with ``Z1 < λ1`` that
-    leaves ``φ2`` of all samples in phase 2. Accuracy ~ ``sqrt(φ(1−φ)/n_samples)`` in the fractions.
-
-    Parameters
-    ----------
-    model : ExcursionModel
-    fractions : sequence of float
-        ``n_phases`` (or ``n_phases − 1``) fractions in (0, 1), summing to 1 (resp. < 1).
-    n_samples : int
-    seed : int
-
-    Returns
-    -------
-    ExcursionModel
-    """
-    k = int(model.n_phases)
-    f = [float(v) for v in fractions]
-    if len(f) == k:
-        if abs(sum(f) - 1.0) > 1e-6:
-            raise ValueError(f"volume fractions must sum to 1, got {f} (sum {sum(f)})")
-    elif len(f) != k - 1:
-        raise ValueError(f"give {k} volume fractions for a {k}-phase model, got {len(f)}")
-    if any(not (0.0 < v < 1.0) for v in f[: k - 1]) or sum(f[: k - 1]) >= 1.0:
-        raise ValueError(f"every volume fraction must lie strictly between 0 and 1, got {f}")
-    model.validate()
-    z1, z2 = sample_marginals(model, n_samples, seed)
-    lam1 = float(np.quantile(z1, 1.0 - f[0]))
-    changes: dict[str, float] = {"lambda1": lam1}
-    if k == 3:
-        rest = z2[z1 < lam1]
-        # P(Z1 < λ1, Z2 ≥ λ2) = φ2  ⇔  λ2 = quantile of Z2 | Z1 < λ1 at 1 − φ2 / P(Z1 < λ1)
-        q = 1.0 - f[1] * z1.size / rest.size
-        if not 0.0 < q < 1.0:
-            raise ValueError(f"volume fractions {f} cannot be reached by this model")
-        changes["lambda2"] = float(np.quantile(rest, q))
-    return model.copy(**changes)
-
-
-# ---------------------------------------------------------------------- torch module
-def _inv_softplus(x: float) -> float:
-    # log(expm1(x)) overflows for large x, where softplus(x) ≈ x anyway.
-    return x + math.log(-math.expm1(-x)) if x > 20 else math.log(math.expm1(x))
-
-
-class ExcursionModule(torch.nn.Module):
-    """Differentiable form of :class:`ExcursionModel` for calibration.
-
-    Unconstrained parameters: ``raw_sigma1/2`` (σ = softplus), ``raw_a`` (a = sigmoid),
-    ``lambda1/2`` free; high-parametric kernels ``theta[name]`` free (the kernel is normalized
-    anyway); low-parametric kernels ``cov[name]`` = the family parameters mapped to R within their
-    bounds. ``m``, ``n_chi2``, ``nu``, ``anisotropy``, ``length_scale``, ``n_phases`` are fixed
-    settings.
-    """
-
-    def __init__(
-        self,
-        model: ExcursionModel,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        super().__init__()
-        model.validate()
-        self._template = model.copy()
-        self.kind = model.kind
-        self.m = int(model.m)
-        self.n_chi2 = int(model.n_chi2)
-        self.nu = float(model.nu)
-        self.anisotropy = float(model.anisotropy)
-        self.length_scale = float(model.length_scale)
-        self.anisotropy_axis = int(model.anisotropy_axis)
-        self.kernel_scales = {n: float(v) for n, v in model.kernel_scales.items()}
-        self.n_phases = int(model.n_phases)
-        self.interpolation = model.interpolation
-        kw = {"dtype": dtype, "device": device}
-        P = torch.nn.Parameter
-        self.raw_sigma1 = P(torch.tensor(_inv_softplus(float(model.sigma1)), **kw))
-        self.raw_sigma2 = P(torch.tensor(_inv_softplus(float(model.sigma2)), **kw))
-        a = min(max(float(model.a), 1e-6), 1 - 1e-6)  # keep the logit finite at a = 0 or 1
-        self.raw_a = P(torch.tensor(math.log(a / (1 - a)), **kw))
-        self.lambda1 = P(torch.tensor(float(model.lambda1), **kw))
-        self.lambda2 = P(torch.tensor(float(model.lambda2), **kw))
-        if self.kind == "high":
-            self.theta = torch.nn.ParameterDict(
-                {n: P(torch.tensor(model.kernels[n], **kw)) for n in KERNEL_NAMES}
-            )
-        else:
-            self.family = get_family(model.family)
-            self.cov = torch.nn.ParameterDict(
-                {
-                    n: P(
-                        self.family.to_unconstrained(
-                            torch.tensor(self.family.vector(model.kernels[n]), **kw)
-                        )
-                    )
-                    for n in KERNEL_NAMES
-                }
-            )
-
-    @classmethod
-    def from_model(
-        cls,
-        model: ExcursionModel,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> ExcursionModule:
-        """Build the module from a model (``device=None``: CPU; ``"auto"`` allowed)."""
-        from .device import resolve_device
-
-        dev = None if device is None else resolve_device(device)
-        return cls(model, device=dev, dtype=dtype)
-
-    @property
-    def sigma1(self) -> torch.Tensor:
-        return torch.nn.functional.softplus(self.raw_sigma1)
-
-    @property
-    def sigma2(self) -> torch.Tensor:
-        return torch.nn.functional.softplus(self.raw_sigma2)
-
-    @property
-    def a(self) -> torch.Tensor:
-        return torch.sigmoid(self.raw_a)
-
-    @property
-    def scale(self) -> tuple[float, float, float]:
-        s, b = self.length_scale, self.anisotropy
-        return tuple(s * (b if i == self.anisotropy_axis else 1.0) for i in range(3))
-
-    def kernel_scale(self, name: str) -> tuple[float, float, float]:
-        """Stretch per axis of one kernel (see :meth:`ExcursionModel.kernel_scale`)."""
-        f = self.kernel_scales.get(name, 1.0)
-        return tuple(f * v for v in self.scale)
-
-    def covariance_params(self, name: str) -> torch.Tensor:
-        """Low-parametric: the family parameters of one kernel (bounded values)."""
-        return self.family.from_unconstrained(self.cov[name])
-
-    def kernels(self, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        """Normalized 3D kernels ``name → (Kz, Ky, Kx)`` tensor, built differentiably."""
-        out = {}
-        for n in names or KERNEL_NAMES:
-            if self.kind == "high":
-                out[n] = radial_kernel(
-                    self.theta[n], dim=3, scale=self.kernel_scale(n),
-                    interpolation=self.interpolation,
-                )  # fmt: skip
-            else:
-                out[n] = kernel_from_covariance(
-                    self.family, self.covariance_params(n), self.m, dim=3,
-                    scale=self.kernel_scale(n),
-                )  # fmt: skip
-        return out
-
-    def used_kernels(self) -> tuple[str, ...]:
-        """Kernels that influence the phases."""
-        return ("X1", "eps_X", "eps_Z") if self.n_phases == 2 else KERNEL_NAMES
-
-    def section_spectra(self, names: Sequence[str], size: int) -> dict[str, torch.Tensor]:
-        """Section spectra ``name → (size, size // 2 + 1)`` of the x–y planes (differentiable).
-
-        Isotropic high-parametric kernels take the octant route
-        (:func:`~napari_gencal.core.fields.radial_section_spectrum`); others build the 3D kernel.
-        """
-        from .fields import radial_section_spectrum, section_spectrum
-
-        unit = [n for n in names if self.kind == "high" and self.kernel_scale(n) == (1.0,) * 3]
-        out = {n: radial_section_spectrum(self.theta[n], size, self.interpolation) for n in unit}
-        rest = [n for n in names if n not in out]
-        if rest:
-            out.update({n: section_spectrum(k, size) for n, k in self.kernels(rest).items()})
-        return {n: out[n] for n in names}
-
-    def phases(
-        self,
-        Z1: torch.Tensor,
-        Z2: torch.Tensor | None,
-        soft: bool = True,
-        nu: float | None = None,
-    ) -> torch.Tensor:
-        """Phase indicators ``(B, k, ...)`` from ``Z1, Z2`` of shape ``(B, ...)``.
-
-        ``soft``: sigmoid ``H_ν(x) = 1 / (1 + exp(−ν x))`` (differentiable); else Heaviside
-        (``Z ≥ λ`` is in).
-        """
-        nu = self.nu if nu is None else float(nu)
-        if soft:
-            xi1 = torch.sigmoid(nu * (Z1 - self.lambda1))
-        else:
-            xi1 = (Z1 >= self.lambda1).to(Z1.dtype)
-        if self.n_phases == 2:
-            return torch.stack([xi1, 1.0 - xi1], dim=1)
-        if Z2 is None:
-            raise ValueError("a three-phase model needs Z2")
-        if soft:
-            h2 = torch.sigmoid(nu * (Z2 - self.lambda2))
-        else:
-            h2 = (Z2 >= self.lambda2).to(Z2.dtype)
-        xi2 = (1.0 - xi1) * h2
-        return torch.stack([xi1, xi2, 1.0 - xi1 - xi2], dim=1)
-
-    def to_model(self) -> ExcursionModel:
-        """The current parameters as a plain :class:`ExcursionModel`."""
-        with torch.no_grad():
-            if self.kind == "high":
-                kernels: dict[str, Any] = {
-                    n: self.theta[n].detach().double().cpu().tolist() for n in KERNEL_NAMES
-                }
-            else:
-                kernels = {}
-                for n in KERNEL_NAMES:
-                    vec = self.covariance_params(n).detach().double().cpu().numpy()
-                    # Clip: float32 round-off may step a hair outside the bounds.
-                    vec = np.clip(vec, self.family.lower, self.family.upper)
-                    kernels[n] = self.family.as_dict(vec)
-            return self._template.copy(
-                kernels=kernels,
-                sigma1=float(self.sigma1),
-                sigma2=float(self.sigma2),
-                a=float(self.a),
-                lambda1=float(self.lambda1),
-                lambda2=float(self.lambda2),
-            ).validate()

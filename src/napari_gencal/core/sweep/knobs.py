@@ -15,7 +15,15 @@ leaves every other parameter untouched, so what it does to the structure is inte
     The same for one field (``X1``, ``X2``, ``eps_X``, ``eps_Y``, ``eps_Z``): e.g. only the χ²
     blobs (``eps_X``/``eps_Z``) coarser, or only phase 1's Gaussian roughness (``X1``).
 ``anisotropy``
-    The stretch b along the model's anisotropy axis (0.25 … 4): chords along it × b.
+    The stretch b along the model's anisotropy axis (0.25 … 4): chords along it × b (per-field
+    factors keep their ratio to it).
+``anisotropy:<field>``
+    The stretch of one field alone along the anisotropy axis: e.g. only the phase whose shapes
+    that field makes longer along z.
+``tilt``, ``coating``
+    The truncation rule of a three-phase model (:mod:`~napari_gencal.core.model.truncation`):
+    how much phase 2 is cut by phase 1 (tilt), and a layer of phase 2 on phase 1 (coating); the
+    volume fractions are kept.
 ``sigma1``, ``sigma2``
     Weight (> 0) of the Gaussian part of phase 1 / 2 against the χ² part: small → compact,
     particle-like; large → interwoven, rougher.
@@ -37,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import ExcursionModel, thresholds_for_fractions
+from ..model.truncation import TILT_MAX
 
 #: Scalar samples of the one-point law (fractions and thresholds to ~0.0005).
 _N_ONE_POINT = 1_000_000
@@ -81,14 +90,9 @@ class Knob:
 
 def _fractions(model: ExcursionModel) -> list[float]:
     """The model's volume fractions from its one-point law (Monte Carlo, ~0.001)."""
-    from ..model import sample_marginals
+    from ..model import model_fractions
 
-    z1, z2 = sample_marginals(model, _N_ONE_POINT, seed=0)
-    p1 = float((z1 >= model.lambda1).mean())
-    if model.n_phases == 2:
-        return [p1, 1 - p1]
-    p2 = float(((z1 < model.lambda1) & (z2 >= model.lambda2)).mean())
-    return [p1, p2, 1 - p1 - p2]
+    return [float(v) for v in model_fractions(model, _N_ONE_POINT, seed=0)]
 
 
 def set_fractions(
@@ -152,9 +156,17 @@ def knobs_of(model: ExcursionModel) -> dict[str, Knob]:
         )  # fmt: skip
     out["anisotropy"] = Knob(
         "anisotropy", (0.25, 4.0),
-        "stretch b along the anisotropy axis: chords along it × b / b_model",
-        lambda m, v: m.copy(anisotropy=v), lambda m: float(m.anisotropy),
+        "stretch b along the anisotropy axis: chords along it × b / b_model (per-field factors "
+        "scale with it)", _set_shared_b, lambda m: float(m.anisotropy),
     )  # fmt: skip
+    for name in model.used_kernels():
+        out[f"anisotropy:{name}"] = Knob(
+            f"anisotropy:{name}", (0.25, 4.0),
+            f"stretch b of field {name} alone along the anisotropy axis (its kernel at z/b)",
+            lambda m, v, n=name: m.copy(anisotropy_fields={
+                **{f: m.field_anisotropy(f) for f in m.used_kernels()}, n: v}),
+            lambda m, n=name: m.field_anisotropy(n),
+        )  # fmt: skip
     out["sigma1"] = Knob(
         "sigma1", (0.01, 20.0), "Gaussian weight of phase 1: small = compact, large = interwoven",
         lambda m, v: _keep_fractions(m, m.copy(sigma1=v)), lambda m: float(m.sigma1),
@@ -167,6 +179,17 @@ def knobs_of(model: ExcursionModel) -> dict[str, Knob]:
         out["a"] = Knob(
             "a", (0.0, 1.0), "coupling of phases 1 and 2 (large: they touch more)",
             lambda m, v: _keep_fractions(m, m.copy(a=v)), lambda m: float(m.a),
+        )  # fmt: skip
+        out["tilt"] = Knob(
+            "tilt", (0.0, TILT_MAX),
+            "truncation tilt (radians): 0 = the paper's rule; larger = phase 2 cut less by phase "
+            "1 (coarser); fractions kept",
+            lambda m, v: _keep_fractions(m, m.copy(tilt=v)), lambda m: float(m.tilt),
+        )  # fmt: skip
+        out["coating"] = Knob(
+            "coating", (0.0, 20.0),
+            "truncation coating: a layer of phase 2 on phase 1 (field units); fractions kept",
+            lambda m, v: _keep_fractions(m, m.copy(coating=v)), lambda m: float(m.coating),
         )  # fmt: skip
     if model.kind == "low":
         from ..covariance import get_family
@@ -184,6 +207,13 @@ def knobs_of(model: ExcursionModel) -> dict[str, Knob]:
     return out
 
 
+def _set_shared_b(m: ExcursionModel, v: float) -> ExcursionModel:
+    """The shared b; per-field factors keep their ratio to it."""
+    r = v / float(m.anisotropy)
+    return m.copy(anisotropy=v,
+                  anisotropy_fields={n: b * r for n, b in m.anisotropy_fields.items()})  # fmt: skip
+
+
 def _keep_fractions(old: ExcursionModel, new: ExcursionModel) -> ExcursionModel:
     """σ and a change the one-point law; re-solve the thresholds so the fractions stay."""
     return thresholds_for_fractions(new, _fractions(old), n_samples=_N_ONE_POINT, seed=0).copy(
@@ -192,7 +222,7 @@ def _keep_fractions(old: ExcursionModel, new: ExcursionModel) -> ExcursionModel:
 
 
 #: Knobs that change the one-point law (the thresholds are re-solved after them).
-_LAW = ("sigma1", "sigma2", "a")
+_LAW = ("sigma1", "sigma2", "a", "tilt", "coating")
 
 
 def get_knob(model: ExcursionModel, name: str) -> Knob:
