@@ -676,14 +676,14 @@ class Calibration:
             # data's in law, and their sampling noise would only blur the choice.
             rel = np.abs(sv - self.data_sv) / np.maximum(self.data_sv, 1e-12)
             score = float(0.5 * (rel.mean() + rel.max()))
-        euler = be.euler_densities(idx, self.k)
-        if self.config.score_euler > 0:
-            rel_e = np.abs(euler - self.data_euler) / np.maximum(self.data_topology, 1e-12)
-            score += float(self.config.score_euler * 0.5 * (rel_e.mean() + rel_e.max()))
         else:
             score = float(
                 np.mean(np.abs(vf - self.data_fractions)) + np.mean(np.abs(sv - self.data_sv))
             )
+        euler = be.euler_densities(idx, self.k)
+        if self.config.score_euler > 0:
+            rel_e = np.abs(euler - self.data_euler) / np.maximum(self.data_topology, 1e-12)
+            score += float(self.config.score_euler * 0.5 * (rel_e.mean() + rel_e.max()))
         return {
             "volume_fraction": vf.tolist(),
             "specific_surface_area": sv.tolist(),

@@ -127,13 +127,12 @@ class CalibrationPipeline:
             self.order = choose_phase_order(self._work, tuple(pm.labels))
         self.engine: Any = None
         self._trial_engines: dict[tuple[int, ...], Any] = {}
-        self._construction_engine: Any = None
-        self.construction = "plurigaussian" if cfg.construction == "plurigaussian" else "paper"
+        self.construction = cfg.construction if pm.n_phases == 3 else "paper"
         if continue_from is not None and self.continuation["warm"]:
             from ..model.truncation import is_paper_rule
 
-            if not is_paper_rule(continue_from):
-                self.construction = "plurigaussian"
+            if not is_paper_rule(continue_from) and self.construction == "paper":
+                self.construction = "auto"
         self.trial_record: dict[str, Any] = {}
         self.switch_record: dict[str, Any] | None = None
         self._warm_score: float | None = None
@@ -244,13 +243,11 @@ class CalibrationPipeline:
 
     def _build_engine(self, time_limit: float | None, perm: tuple[int, ...] | None = None) -> None:
         perm = self.order.perm if perm is None else perm
-        learn = self.construction == "plurigaussian"
+        learn = {"paper": "none", "auto": "tilt", "plurigaussian": "all"}[self.construction]
         cfg = self._engine_config(time_limit=time_limit, learn_truncation=learn)
         # The winning trial's best parameters are the start: its steps are not lost, and the run
         # can only keep something at least as good by the evaluation (tracked from the start).
         trial = self._trial_engines.get(perm) if self.resume is None else None
-        if learn and self._construction_engine is not None and perm == self.order.perm:
-            trial = self._construction_engine
         init = trial.best_model if trial is not None else None
         if self.continuation is not None and self.continuation["warm"] and self.resume is None:
             prev = self.previous
@@ -355,28 +352,17 @@ class CalibrationPipeline:
         )  # fmt: skip
 
     def _construction_text(self) -> str:
-        rec = self.trial_record.get("construction")
-        if self.construction == "paper":
-            if rec and "why" in rec:
-                return f"the paper's truncation rule ({rec['why']})"
-            if rec and "plurigaussian_score" in rec:
-                return (f"the paper's truncation rule (a learned plurigaussian rule scored "
-                        f"{rec['plurigaussian_score']:.4f} against {rec['paper_score']:.4f}, "
-                        "not better beyond the noise)")  # fmt: skip
-            return "the paper's truncation rule"
-        if rec:
-            return (f"a plurigaussian truncation rule, learned (trial: tilt "
-                    f"{np.degrees(rec['tilt']):.1f}°, coating {rec['coating']:.3f}; score "
-                    f"{rec['plurigaussian_score']:.4f} against the paper rule's "
-                    f"{rec['paper_score']:.4f})")  # fmt: skip
-        return "a plurigaussian truncation rule, learned (as asked)"
+        return {
+            "paper": "the paper's truncation rule (as asked)",
+            "auto": "the truncation rule's tilt is learned from the paper's rule (it stays near "
+            "0 where the paper's rule fits)",
+            "plurigaussian": "the plurigaussian truncation rule, tilt and coating learned",
+        }[self.construction]
 
     def budget_text(self, main: float | None) -> str:
         """How the time budget is split (printed before the main stage)."""
         rounds = self.trial_record.get("rounds", [])
         extra = " + a second round (close call)" if len(rounds) > 1 else ""
-        if "plurigaussian_score" in self.trial_record.get("construction", {}):
-            extra += " + two construction trials"
         main_t = "until early stopping" if main is None else f"{main:.0f} s"
         return (
             f"budget: trial fits {self.trial_seconds:.0f} s ({len(self._trial_engines)} orders"
@@ -483,7 +469,9 @@ class CalibrationPipeline:
             meta["phase_order"] = self.order.to_dict(tuple(self.data.phase_map.labels))
         if self.trial_record:
             meta["trials"] = self.trial_record
-        meta["construction"] = {"chosen": self.construction}
+        from ..model.truncation import rule_name
+
+        meta["construction"] = {"chosen": self.construction, "rule": rule_name(model)}
         if self.switch_record:
             meta["order_switch"] = self.switch_record
         if self.data.b_fitted:

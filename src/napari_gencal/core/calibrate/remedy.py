@@ -17,8 +17,8 @@ Remedies:
     3D data whose z chords miss while the in-plane fit holds: one stretch factor b per group of
     fields (refitted however small the single b's miss was).
 ``plurigaussian``
-    Connectivity misses (Euler density, percolation, τ) under the paper's rule: learn the
-    plurigaussian truncation (tilt, coating).
+    Connectivity misses (Euler density, percolation, τ) under the paper's rule or a learned tilt
+    alone: learn the whole plurigaussian truncation (tilt and coating).
 ``connectivity``
     Connectivity misses under a learned rule: the Euler-density term in the loss and the score.
 ``bigger_image``
@@ -108,12 +108,12 @@ def suggest_remedies(verdict: dict[str, Any], metadata: dict[str, Any]) -> list[
         add("longer", "the calibration used its whole time budget", "continue from this model "
             "with the same budget again", {})  # fmt: skip
     close = any(r.get("close") for r in trials.get("rounds", []))
-    if close or metadata.get("order_switch"):
+    if close and not metadata.get("order_switch"):  # a switch already tried the other order
         add("other_order", "the phase-order trials were within their noise", "calibrate the "
             "other phase order", {"order": "other"})  # fmt: skip
     if kinds & set(_CONNECTIVITY):
         rule = (metadata.get("construction") or {}).get("chosen", "paper")
-        if rule == "paper":
+        if rule != "plurigaussian":
             add("plurigaussian", "the paper's truncation rule does not carry the data's "
                 "connectivity", "learn the plurigaussian truncation (tilt, coating)",
                 {"construction": "plurigaussian"})  # fmt: skip

@@ -1,9 +1,8 @@
-"""Short trial fits that decide the phase order and the construction, on evidence, not decimals.
+"""Short trial fits that decide the phase order on evidence, not on decimals.
 
 A calibration of three phases must choose which data phase plays the model's phase 1 (two orders:
-:mod:`.phase_order`) and which truncation rule carries the data's structure (the paper's, or the
-plurigaussian family learned with the other parameters: :mod:`..model.truncation`). Both are
-decided by short fits (Algorithm 1: TPPF loss only) scored on hard sections. A single score has
+:mod:`.phase_order`). Short fits (Algorithm 1: TPPF loss only) of each order are scored on hard
+sections. A single score has
 noise — on a 128³ crop of electrode.tiff the two orders scored 0.293 and 0.315 and the one chosen
 was the one the full volume rejects — so every candidate is scored on the same
 :data:`EVIDENCE_SEEDS` sets of evaluation sections (common random numbers) and the paired
@@ -87,11 +86,10 @@ def _run(p: Any, engine: Any, label: str, records: list) -> Iterator[Any]:
 
 
 def run_trials(p: Any) -> Iterator[Any]:
-    """Order trials (with a second round on a close call), then the construction trial.
+    """Order trials, with a second round on a close call.
 
-    ``p`` is the :class:`~.pipeline.CalibrationPipeline`; sets ``p.order``, ``p.construction``
-    (``"paper"`` or ``"plurigaussian"``), ``p._trial_engines`` (best engine per order) and
-    ``p.trial_record``.
+    ``p`` is the :class:`~.pipeline.CalibrationPipeline`; sets ``p.order``, ``p._trial_engines``
+    (the last engine per order) and ``p.trial_record``.
     """
     from .phase_order import PhaseOrder, choose_phase_order
 
@@ -102,7 +100,7 @@ def run_trials(p: Any) -> Iterator[Any]:
     trial_cfg = p._engine_config(
         algorithm=1, model="high", pretrain_model_steps=0, pretrain_disc_steps=0,
         steps_per_epoch=25, max_epochs=max(1, math.ceil(TRIAL_STEPS / 25)), early_stop_start=1,
-        patience=10_000, time_limit=cap, checkpoint=None, learn_truncation=False,
+        patience=10_000, time_limit=cap, checkpoint=None, learn_truncation="none",
     )  # fmt: skip
     labels = p.data.phase_map.labels
     seeds = [p.config.seed + 50_000 + 17 * j for j in range(EVIDENCE_SEEDS)]
@@ -131,7 +129,6 @@ def run_trials(p: Any) -> Iterator[Any]:
             p.order = PhaseOrder(best, "trials cancelled; best so far", trials=scores)
         else:
             p.order = PhaseOrder(cands[0], "cancelled before the trials")
-        p.construction = "paper"
         return
     decided_by = "one round"
     if n == 2:
@@ -166,70 +163,3 @@ def run_trials(p: Any) -> Iterator[Any]:
         p.order.reason += f"; {decided_by}"
     record["scores"] = {name(q): v for q, v in scores.items()}
     record["decided_by"] = decided_by
-    p.construction = "paper"
-    if p.data.phase_map.n_phases == 3 and p.config.construction == "auto" and not p._cancelled:
-        yield from _construction_trial(p, trial_cfg, samples[p.order.perm], seeds, records)
-    elif p.config.construction == "plurigaussian":
-        p.construction = "plurigaussian"
-
-
-#: The construction trial runs when the paper-rule trial leaves a phase's S_V or Euler density
-#: (relative to its components + holes) this far from the data's: the paper's rule stays where it
-#: fits, and the extra trials are spent where it does not.
-CONSTRUCTION_TRIGGER = 0.05
-
-
-def _misfit(engine: Any) -> float:
-    """Worst relative S_V or Euler-density error of an engine's best parameters."""
-    module = engine._candidate() if engine.best_state is None else _best_module(engine)
-    ev = engine.evaluate(module)
-    sv = np.abs(np.subtract(ev["specific_surface_area"], engine.data_sv)) / np.maximum(
-        engine.data_sv, 1e-12
-    )
-    eu = np.abs(np.subtract(ev["euler_density"], engine.data_euler)) / np.maximum(
-        engine.data_topology, 1e-12
-    )
-    return float(max(sv.max(), eu.max() / 3.0))  # Euler errors are noisier: a third counts
-
-
-def _construction_trial(
-    p: Any, trial_cfg: Any, paper_scores: np.ndarray, seeds: list[int], records: list
-) -> Iterator[Any]:
-    """Where the paper-rule trial misfits: the plurigaussian rule learned from its best, against
-    the paper's rule continued for the same steps (a fair comparison); the plurigaussian rule is
-    kept only when it scores better beyond the noise, connectivity included in the score."""
-    perm = p.order.perm
-    prev = p._trial_engines[perm]
-    miss = _misfit(prev)
-    rec: dict[str, Any] = {"paper_trial_worst_error": miss}
-    p.trial_record["construction"] = rec
-    if miss <= CONSTRUCTION_TRIGGER:
-        rec["chosen"] = "paper"
-        rec["why"] = (f"the paper-rule trial fits within {100 * CONSTRUCTION_TRIGGER:.0f} % "
-                      "(S_V; Euler densities within three times that)")  # fmt: skip
-        return
-    cfg = trial_cfg.replace(score_euler=1.0)
-    engines = {}
-    for label, learn in (("paper", False), ("plurigaussian", True)):
-        engine, _ = p._make_engine(perm, cfg.replace(learn_truncation=learn),
-                                   init=prev.best_model)  # fmt: skip
-        engine.keep_current_as_best()
-        yield from _run(p, engine, f"construction trial ({label} rule)", records)
-        if p._cancelled:
-            return
-        engines[label] = engine
-    a = score_samples(engines["paper"], seeds)
-    b = score_samples(engines["plurigaussian"], seeds)
-    win, close, diff, se = paired_decision(a, b)
-    model = engines["plurigaussian"].best_model
-    rec.update(
-        paper_score=float(a.mean()), plurigaussian_score=float(b.mean()), standard_error=se,
-        tilt=float(model.tilt), coating=float(model.coating),
-    )  # fmt: skip
-    p._trial_engines[perm] = engines["paper"]  # the paper rule's start, if it stays
-    if win == 1 and not close:
-        p.construction = "plurigaussian"
-        p._construction_engine = engines["plurigaussian"]
-        rec["chosen"] = "plurigaussian"
-    else:
-        rec["chosen"] = "paper"

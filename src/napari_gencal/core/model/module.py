@@ -35,8 +35,8 @@ class ExcursionModule(torch.nn.Module):
     anyway); low-parametric kernels ``cov[name]`` = the family parameters mapped to R within their
     bounds. ``m``, ``n_chi2``, ``nu``, ``anisotropy``, ``length_scale``, ``n_phases`` are fixed
     settings. The truncation rule's ``tilt`` and ``coating`` (:mod:`.truncation`) are fixed too,
-    unless ``learn_truncation`` (three phases): then ``raw_tilt`` (θ = TILT_MAX·sigmoid) and
-    ``raw_coating`` (δ = softplus) are learned with the rest.
+    unless ``learn_truncation`` (three phases): ``"tilt"`` learns ``raw_tilt`` (θ =
+    TILT_MAX·sigmoid), ``"all"`` (or True) also ``raw_coating`` (δ = softplus).
     """
 
     def __init__(
@@ -44,7 +44,7 @@ class ExcursionModule(torch.nn.Module):
         model: ExcursionModel,
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
-        learn_truncation: bool = False,
+        learn_truncation: bool | str = False,
     ) -> None:
         super().__init__()
         model.validate()
@@ -68,11 +68,16 @@ class ExcursionModule(torch.nn.Module):
         self.raw_a = P(torch.tensor(math.log(a / (1 - a)), **kw))
         self.lambda1 = P(torch.tensor(float(model.lambda1), **kw))
         self.lambda2 = P(torch.tensor(float(model.lambda2), **kw))
-        self.learn_truncation = bool(learn_truncation) and self.n_phases == 3
+        mode = {False: "none", True: "all"}.get(learn_truncation, learn_truncation)
+        if mode not in ("none", "tilt", "all"):
+            raise ValueError(f"learn_truncation must be 'none', 'tilt' or 'all', got {mode!r}")
+        self.learn_tilt = mode in ("tilt", "all") and self.n_phases == 3
+        self.learn_coating = mode == "all" and self.n_phases == 3
         self._tilt, self._coating = float(model.tilt), float(model.coating)
-        if self.learn_truncation:
+        if self.learn_tilt:
             t = min(max(self._tilt, _TILT_START), TILT_MAX - _TILT_START) / TILT_MAX
             self.raw_tilt = P(torch.tensor(math.log(t / (1 - t)), **kw))
+        if self.learn_coating:
             self.raw_coating = P(torch.tensor(_inv_softplus(max(self._coating, _COATING_START)),
                                               **kw))  # fmt: skip
         if self.kind == "high":
@@ -98,7 +103,7 @@ class ExcursionModule(torch.nn.Module):
         model: ExcursionModel,
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
-        learn_truncation: bool = False,
+        learn_truncation: bool | str = False,
     ) -> ExcursionModule:
         """Build the module from a model (``device=None``: CPU; ``"auto"`` allowed)."""
         from ..device import resolve_device
@@ -121,14 +126,14 @@ class ExcursionModule(torch.nn.Module):
     @property
     def tilt(self) -> torch.Tensor | float:
         """Truncation tilt θ (a tensor when learned)."""
-        if self.learn_truncation:
+        if self.learn_tilt:
             return TILT_MAX * torch.sigmoid(self.raw_tilt)
         return self._tilt
 
     @property
     def coating(self) -> torch.Tensor | float:
         """Truncation coating δ (a tensor when learned)."""
-        if self.learn_truncation:
+        if self.learn_coating:
             return torch.nn.functional.softplus(self.raw_coating)
         return self._coating
 

@@ -1,0 +1,144 @@
+"""Order decisions on evidence (close calls get a second round), the evaluation score, per-field
+anisotropy recovered from a known model, and `--continue` that keeps the better model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_gencal.core.calibrate import CalibrationConfig, prepare_data
+from napari_gencal.core.calibrate import trials as trials_mod
+from napari_gencal.core.calibrate.pipeline import CalibrationPipeline
+from napari_gencal.core.calibrate.remedy import suggest_remedies, verdict_badness
+from napari_gencal.core.generate import generate, generate_sections
+from napari_gencal.core.model import ExcursionModel, thresholds_for_fractions
+from napari_gencal.core.phases import PhaseMap, to_indices
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+PM = PhaseMap((10, 20, 30))
+
+
+def tiny(**kw) -> CalibrationConfig:
+    base = dict(
+        batch=2, pretrain_model_steps=2, pretrain_disc_steps=2, steps_per_epoch=3, max_epochs=2,
+        early_stop_start=1, patience=10, eval_sections=2, eval_size=64, init_scale_search=False,
+        disc_width=8, device="cpu", seed=3, time_limit=None, score="surface",
+    )  # fmt: skip
+    return CalibrationConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def sections() -> np.ndarray:
+    fr = [0.42, 0.33, 0.25]
+    m = ExcursionModel.default("high", m=4, fractions=fr, width=1.5, phase_map=PM)
+    m = thresholds_for_fractions(m.copy(a=0.7), fr)
+    return generate_sections(m, 2, 96, seed=1, device="cpu")
+
+
+def test_paired_decision():
+    a = np.array([0.10, 0.12, 0.11, 0.13])
+    win, close, diff, se = trials_mod.paired_decision(a, a + 0.05)
+    assert win == 0 and not close and diff == pytest.approx(-0.05)
+    noise = np.array([0.004, -0.003, 0.002, -0.002])
+    win, close, *_ = trials_mod.paired_decision(a, a + noise)
+    assert close  # a difference within two standard errors of the paired differences
+
+
+def test_a_close_order_call_gets_a_second_round_and_is_decided_on_more_evidence(
+    sections, monkeypatch
+):
+    data = prepare_data(sections, "30,10,20")
+    pipe = CalibrationPipeline(data, tiny(algorithm=1), check=False)
+    a, b = pipe._candidates
+    calls = []
+
+    def fake_scores(engine, seeds):
+        # First round: within noise. Second round (twice the sections): b clearly better.
+        perm = next(q for q, e in pipe._trial_engines.items() if e is engine)
+        calls.append((perm, len(seeds)))
+        base = np.linspace(0.1, 0.11, len(seeds))
+        if len(seeds) == trials_mod.EVIDENCE_SEEDS:
+            return base + (0.001 if perm == a else 0.0) * np.array([1, -1, 1, -1])
+        return base + (0.02 if perm == a else 0.0)
+
+    monkeypatch.setattr(trials_mod, "score_samples", fake_scores)
+    for _ in trials_mod.run_trials(pipe):
+        pass
+    rounds = pipe.trial_record["rounds"]
+    assert len(rounds) == 2 and rounds[0]["close"] and not rounds[1]["close"]
+    assert pipe.order.perm == b
+    assert "second round" in pipe.order.reason
+    assert [n for _, n in calls] == [4, 4, 8, 8]
+
+
+def test_evaluation_score_is_what_the_verdict_judges(sections):
+    from napari_gencal.core.calibrate.loop import Calibration
+
+    idx = to_indices(sections, PM)
+    cal = Calibration(idx, PM, tiny())
+    ev = cal.evaluate()
+    rel = np.abs(np.subtract(ev["specific_surface_area"], ev["data_specific_surface_area"]))
+    rel /= np.asarray(ev["data_specific_surface_area"])
+    assert ev["score"] == pytest.approx(0.5 * (rel.mean() + rel.max()))
+    cal2 = Calibration(idx, PM, tiny(score_euler=1.0))
+    ev2 = cal2.evaluate()
+    assert ev2["score"] > ev["score"]  # the connectivity part adds
+
+
+def test_per_field_anisotropy_is_recovered_from_a_known_model():
+    from napari_gencal.core.calibrate.anisotropy import FIELD_GROUPS, fit_field_anisotropy
+
+    # a = 0: phase 1 is made by X1 and eps_X alone, phase 2 by X2 and eps_Y (eps_Z unused)
+    fr = [0.35, 0.35, 0.30]
+    truth = ExcursionModel.default("high", m=4, fractions=fr, width=1.5, phase_map=PM, a=0.0,
+                                   sigma1=0.6, sigma2=0.6)  # fmt: skip
+    truth = thresholds_for_fractions(truth, fr)
+    b = {"X1": 0.6, "eps_X": 0.6, "X2": 1.0, "eps_Y": 1.0, "eps_Z": 1.0}
+    vol = to_indices(generate(truth.copy(anisotropy_fields=b), (96, 96, 96), seed=2,
+                              device="cpu"), PM)  # fmt: skip
+    shared, fields, record = fit_field_anisotropy(vol, truth, seed=1)
+    assert record["per_field"], record
+    g1, g2, _ = FIELD_GROUPS[3]
+    assert abs(fields[g1[0]] - 0.6) <= 0.05 and abs(fields[g2[0]] - 1.0) <= 0.05, record
+    # one b cannot serve both phases: the shared fit misses phase 1 or 2 by more than 3 %
+    assert max(abs(e) for e in record["shared_ratios_error"][:2]) > 0.03
+
+
+def test_remedies_and_badness():
+    rows = [
+        {"descriptor": "specific_surface_area", "ok": False, "error": 0.1, "tolerance": 0.05,
+         "name": "A", "direction": None, "what": "sections"},
+        {"descriptor": "tortuosity_factor", "ok": False, "error": -0.6, "tolerance": 0.15,
+         "name": "A", "direction": "z", "what": "transport"},
+    ]  # fmt: skip
+    verdict = {"fits": False, "rows": rows}
+    meta = {"calibration": {"stop_reason": "time_limit"}, "construction": {"chosen": "auto"}}
+    kinds = [r["kind"] for r in suggest_remedies(verdict, meta)]
+    assert kinds == ["longer", "plurigaussian"]
+    # each failing row: 1 + how many tolerances beyond its tolerance (S_V 2×, τ 4×)
+    assert verdict_badness(verdict) == pytest.approx(2.0 + 4.0)
+    assert verdict_badness({"fits": True, "rows": []}) == 0.0
+    assert suggest_remedies({"fits": True, "rows": []}, meta) == []
+
+
+def test_continue_improves_a_stopped_run_and_keeps_the_better_model(sections):
+    data = prepare_data(sections, "10,20,30")
+    first = CalibrationPipeline(data, tiny(max_epochs=1), auto_order=False)
+    for _ in first.run():
+        pass
+    stopped = first.result
+    assert stopped.metadata["verdict"] is not None
+    again = CalibrationPipeline(data, tiny(max_epochs=6), continue_from=stopped, remedy="longer")
+    assert again.order.perm == (0, 1, 2) and "continued" in again.order.reason
+    for _ in again.run():
+        pass
+    new = again.result
+    rec = new.metadata["continued"]
+    assert rec["kind"] == "longer"
+    assert rec["badness_new"] <= rec["badness_previous"] or "previous" in rec["kept"]
+    # the continued engine started from the stopped model: its best is at least as good
+    assert again.engine.best_score <= again._warm_score * (1 + 1e-9)
+    # other data are refused
+    other = prepare_data(sections[:1], "10,20,30")
+    with pytest.raises(ValueError, match="other data"):
+        CalibrationPipeline(other, tiny(), continue_from=stopped)
