@@ -58,7 +58,41 @@ CASES: dict[str, tuple[str, str, str, int, list[str]]] = {
     "electrode_shuffled": ("electrode.tiff", "170,0,85", "3d", 1, []),
     "sofc_shuffled": ("SOFC_hr_input.tif", "2,0,1", "2d", 1, []),
     "electrode_seed1": ("electrode.tiff", "0,85,170", "3d", 1, ["--seed", "1"]),
+    # issue 16: small inputs (two positions each) and a known model with a stretch per field
+    "electrode_128a": ("electrode.tiff", "0,85,170", "3d", 1, []),
+    "electrode_128b": ("electrode.tiff", "0,85,170", "3d", 1, []),
+    "electrode_96a": ("electrode.tiff", "0,85,170", "3d", 1, []),
+    "electrode_96b": ("electrode.tiff", "0,85,170", "3d", 1, []),
+    "sofc_256": ("SOFC_hr_input.tif", "0,1,2", "2d", 1, []),
+    "sofc_128": ("SOFC_hr_input.tif", "0,1,2", "2d", 1, []),
+    "sem_256": ("SEM_hr_input.tif", "0,1,2", "2d", 1, []),
+    "sem_128": ("SEM_hr_input.tif", "0,1,2", "2d", 1, []),
+    "fields_known": ("(synthetic)", "1,2,3", "3d", 1, []),
 }
+#: Crops of the shared files (slices per axis of the stored array).
+CROPS = {
+    "electrode_128a": (slice(0, 128), slice(0, 128), slice(0, 128)),
+    "electrode_128b": (slice(128, 256), slice(128, 256), slice(128, 256)),
+    "electrode_96a": (slice(0, 96), slice(0, 96), slice(0, 96)),
+    "electrode_96b": (slice(160, 256), slice(100, 196), slice(30, 126)),
+    "sofc_256": (slice(100, 356), slice(200, 456)),
+    "sofc_128": (slice(600, 728), slice(300, 428)),
+    "sem_256": (slice(50, 306), slice(100, 356)),
+    "sem_128": (slice(200, 328), slice(20, 148)),
+}
+#: The known model of ``fields_known``: phases 1 and 2 made by their own fields (a = 0.1), phase
+#: 1's fields stretched by 0.6 along z, the others by 1.0 (issue 16: factors recovered ±0.05).
+KNOWN_FIELDS = {"X1": 0.6, "eps_X": 0.6, "X2": 1.0, "eps_Y": 1.0, "eps_Z": 1.0}
+
+
+def _known_model():
+    from napari_gencal.core.model import ExcursionModel, thresholds_for_fractions
+    from napari_gencal.core.phases import PhaseMap
+
+    fr = [0.35, 0.35, 0.30]
+    m = ExcursionModel.default("high", m=12, fractions=fr, width=4.0,
+                               phase_map=PhaseMap((1, 2, 3)), a=0.1, sigma1=0.6, sigma2=0.6)
+    return thresholds_for_fractions(m, fr).copy(anisotropy_fields=KNOWN_FIELDS)  # fmt: skip
 BASIC = ("volume_fraction", "specific_surface_area", "mean_chord_length")
 
 
@@ -67,7 +101,24 @@ def _input_file(name: str, out: Path) -> Path:
     from napari_gencal.core.io import read_labels
 
     file, _, _, factor, _ = CASES[name]
+    if name == "fields_known":
+        dst = out / "fields_known.tif"
+        if not dst.exists():
+            import tifffile
+
+            from napari_gencal.core.generate import generate
+
+            tifffile.imwrite(dst, generate(_known_model(), (160, 160, 160), seed=7, device="cpu"))
+        return dst
     src = DATA / file
+    if name in CROPS:
+        dst = out / f"{name}.tif"
+        if not dst.exists():
+            import tifffile
+
+            arr = np.squeeze(np.asarray(read_labels(src).data))
+            tifffile.imwrite(dst, np.ascontiguousarray(arr[CROPS[name]]))
+        return dst
     if factor == 1:
         return src
     dst = out / f"{Path(file).stem}_x{factor}.tif"
@@ -137,7 +188,15 @@ def evaluate(name: str, model_path: Path, image_path: Path) -> dict:
     coarse = model.copy(length_scale=model.length_scale / factor) if factor > 1 else model
     out: dict = {"model": {"length_scale": model.length_scale, "anisotropy": model.anisotropy,
                            "anisotropy_axis": model.anisotropy_axis, "m": model.m,
-                           "order": list(model.phase_map.labels)}}  # fmt: skip
+                           "order": list(model.phase_map.labels),
+                           "anisotropy_fields": dict(model.anisotropy_fields),
+                           "tilt_deg": float(np.degrees(model.tilt)),
+                           "coating": float(model.coating)}}  # fmt: skip
+    if name == "fields_known":
+        got = {f: model.field_anisotropy(f) for f in KNOWN_FIELDS}
+        out["fields_recovered"] = got
+        out["fields_within_0.05"] = all(abs(got[f] - KNOWN_FIELDS[f]) <= 0.05
+                                        for f in ("X1", "eps_X", "X2", "eps_Y"))  # fmt: skip
     at = f" (one voxel per {factor}³ block)" if factor > 1 else ""
     if kind == "2d":
         sec = idx if idx.ndim == 3 else idx[None]
@@ -256,8 +315,16 @@ def details(out: Path) -> str:
         if "rows" not in r:
             continue
         mdl = r["model"]
+        extra = ""
+        if mdl.get("anisotropy_fields"):
+            extra += ", b per field " + ", ".join(f"{k} {v:.3f}"
+                                                  for k, v in mdl["anisotropy_fields"].items())
+        if mdl.get("tilt_deg") or mdl.get("coating"):
+            extra += f", truncation tilt {mdl['tilt_deg']:.1f}°, coating {mdl['coating']:.3f}"
+        if "fields_within_0.05" in r:
+            extra += f"; known factors recovered within 0.05: {r['fields_within_0.05']}"
         parts.append(f"### {name}\n\n{r['compared']}; order {mdl['order']}, length scale "
-                     f"{mdl['length_scale']:g}, b {mdl['anisotropy']:.3f}\n\n"
+                     f"{mdl['length_scale']:g}, b {mdl['anisotropy']:.3f}{extra}\n\n"
                      "| phase | descriptor | data | model | error | within target |\n"
                      "|---|---|---|---|---|---|")  # fmt: skip
         for lab, desc, d, m, err, ok in r["rows"]:

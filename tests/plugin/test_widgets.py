@@ -168,9 +168,8 @@ def test_calibration_runs_to_a_model(viewer, qtbot, tmp_path):
     assert w.model is not None and w.model_name in session
     # every finished run is checked against the data, and the widget says how it went
     assert w.model.metadata["verdict"]["line"].startswith(("fits", "does not fit"))
-    assert (
-        not w.verdict_label.isHidden()
-        and w.verdict_label.text()[2:] == (w.model.metadata["verdict"]["line"])
+    assert not w.verdict_label.isHidden() and w.verdict_label.text()[2:].startswith(
+        w.model.metadata["verdict"]["line"]
     )
     assert w.preview_layer is not None and w.preview_layer.name == "calibration preview"
     assert w.preview_layer.metadata["gencal"]["phase_map"] == [0, 85, 170]
@@ -179,6 +178,18 @@ def test_calibration_runs_to_a_model(viewer, qtbot, tmp_path):
     assert out and (tmp_path / "m.gencal.json").is_file()
     assert w.save_model(str(tmp_path / "m.gencal.json")) is None  # never overwrites silently
     assert "exists" in w.message.text()
+    # Improve continues from the last model with its verdict's remedy; the better one is kept
+    first = w.model
+    assert w.improve_button.isEnabled() and w.improve() is not None
+    _wait_done(qtbot, w)
+    qtbot.waitUntil(lambda: w.run_button.text() == "Run", timeout=TIMEOUT)
+    rec = w.model.metadata["continued"]
+    assert rec["kind"] in ("longer", "other_order", "plurigaussian", "connectivity")
+    if "previous" in rec["kept"]:  # the continued run did not improve: the first model stays
+        assert rec["badness_new"] > rec["badness_previous"]
+        assert w.model.kernels == first.kernels and w.model.lambda1 == first.lambda1
+    else:
+        assert rec["badness_new"] <= rec["badness_previous"]
 
 
 def test_calibration_on_a_3d_stack_fits_b(viewer, qtbot):

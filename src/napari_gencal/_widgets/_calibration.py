@@ -76,6 +76,7 @@ def calibration_job(
     config: Any,
     preview_every: int,
     holder: dict[str, Any],
+    continue_from: Any = None,
 ) -> Iterator[dict[str, Any]]:
     """The worker body: prepare data, run the calibration pipeline, stream plain records.
 
@@ -83,7 +84,8 @@ def calibration_job(
     anisotropy, verdict). Yields dicts with ``kind`` ``"status"``, ``"warning"``, ``"note"``,
     ``"data"``, ``"progress"`` or ``"preview"``; returns ``{"model", "stop_reason", "note",
     "best_score", "verdict"}``. ``holder["cal"]`` receives the pipeline so the GUI can call its
-    thread-safe :meth:`cancel`.
+    thread-safe :meth:`cancel`. ``continue_from``: a model of this data to improve (the remedy its
+    verdict names; the better of the two models is returned).
     """
     from ..core.calibrate import prepare_data
     from ..core.calibrate.pipeline import CalibrationPipeline
@@ -95,7 +97,7 @@ def calibration_job(
     if holder.get("cancelled"):
         return {"model": None, "stop_reason": "cancelled", "note": "", "best_score": None,
                 "verdict": None}  # fmt: skip
-    pipe = CalibrationPipeline(data, config)
+    pipe = CalibrationPipeline(data, config, continue_from=continue_from)
     for note in pipe.notes:  # settings, phase order, data warnings: shown in napari
         known = note.startswith(("settings from", "phase order", "section axis"))
         yield {"kind": "note" if known else "warning", "text": note}
@@ -286,7 +288,15 @@ class CalibrationWidget(GencalWidget):
         self.run_button.clicked.connect(self._run_or_cancel)
         self.save_button = button("Save model…", self.save_model)
         self.save_button.setEnabled(False)
-        self.form_layout.addLayout(hbox(self.run_button, self.save_button))
+        # Improve: apply the remedy the verdict names (longer run, other order, per-field b,
+        # plurigaussian rule) from where the last run stopped; the better model is kept.
+        self.improve_button = button("Improve", self.improve)
+        self.improve_button.setEnabled(False)
+        self.improve_button.setToolTip(
+            "continue from the last model with the remedy its verdict names; the better of the "
+            "two models is kept"
+        )
+        self.form_layout.addLayout(hbox(self.run_button, self.improve_button, self.save_button))
         # The verdict of the last run: does the twin reproduce the data? (issue 10: a twin that
         # does not fit is never presented as if it did)
         from qtpy.QtWidgets import QLabel
@@ -403,8 +413,18 @@ class CalibrationWidget(GencalWidget):
         else:
             self.run()
 
-    def run(self) -> Any | None:
-        """Start a calibration (returns the worker, or None after showing what is wrong)."""
+    def improve(self) -> Any | None:
+        """Continue from the last model with the remedy its verdict names (the worker, or None)."""
+        if self.model is None:
+            self.show_error("no model to improve yet: press Run first")
+            return None
+        return self.run(continue_from=self.model)
+
+    def run(self, continue_from: Any = None) -> Any | None:
+        """Start a calibration (returns the worker, or None after showing what is wrong).
+
+        ``continue_from``: improve this model of the same data instead of starting afresh.
+        """
         from napari.layers import Image
 
         if self.busy:
@@ -447,6 +467,7 @@ class CalibrationWidget(GencalWidget):
             config,
             int(self.preview_every.value()),
             self._holder,
+            continue_from,
         )
         worker.yielded.connect(self._on_yield)
         worker.returned.connect(self._on_returned)
@@ -458,6 +479,8 @@ class CalibrationWidget(GencalWidget):
         note = ""
         if image.ndim == 2 and self.fit_b.isChecked():
             note = " (b needs a 3D stack: a 2D image gives an isotropic model, b = 1)"
+        if continue_from is not None:
+            note += " (improving the last model)"
         self.show_message("starting calibration…" + note)
         return self.start(worker, f"calibrating on {layer.name}")
 
@@ -485,6 +508,7 @@ class CalibrationWidget(GencalWidget):
         self.run_button.setText("Cancel" if running else "Run")
         self.run_button.setEnabled(True)
         self.save_button.setEnabled(not running and self.model is not None)
+        self.improve_button.setEnabled(not running and self.model is not None)
 
     # -- progress -------------------------------------------------------------------------------
     def _open_progress(self) -> None:
@@ -639,6 +663,11 @@ class CalibrationWidget(GencalWidget):
         else:
             v = Verdict.from_dict(verdict)
             text = ("✔ " if v.fits else "✘ ") + v.line
+            if not v.fits and v.remedies:
+                r = v.remedies[0]
+                text += f" — likely cause: {r['cause']}; " + (
+                    f"Improve applies: {r['remedy']}" if r["applicable"] else r["remedy"]
+                )
             color, tip = ("#2a9d8f" if v.fits else "#e63946"), v.table()
         self.verdict_label.setText(text)
         self.verdict_label.setStyleSheet(f"color: {color}; font-weight: bold;")

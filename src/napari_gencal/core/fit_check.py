@@ -521,10 +521,16 @@ def check_fit(
     gen_shape, data_shape = "×".join(map(str, shape)), "×".join(map(str, vol.shape))
     ax = int(model.anisotropy_axis)
     plane = tuple("zyx"[a] for a in range(3) if a != ax)
+    if model.per_field_anisotropy:
+        b_text = "b per field " + ", ".join(
+            f"{n} {model.field_anisotropy(n):.3f}" for n in model.used_kernels()
+        )
+    else:
+        b_text = f"b = {model.anisotropy:.3f}"
     v3 = judge(
         d3,
         m3,
-        f"a generated {gen_shape} volume (b = {model.anisotropy:.3f} along {'zyx'[ax]}) vs the "
+        f"a generated {gen_shape} volume ({b_text} along {'zyx'[ax]}) vs the "
         f"{data_shape} data{where}",
         sd3,
         plane,
