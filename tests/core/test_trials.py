@@ -142,3 +142,21 @@ def test_continue_improves_a_stopped_run_and_keeps_the_better_model(sections):
     other = prepare_data(sections[:1], "10,20,30")
     with pytest.raises(ValueError, match="other data"):
         CalibrationPipeline(other, tiny(), continue_from=stopped)
+
+
+def test_a_fib_sem_stack_is_fitted_on_its_grid_and_refuses_non_square_sections():
+    # every second z slice of an isotropic stack, declared dz = 2·dx: b per voxel ≈ ½ of the
+    # full stack's, the same in physical units
+    from napari_gencal.core.io import LabelImage
+
+    fr = [0.4, 0.35, 0.25]
+    truth = thresholds_for_fractions(
+        ExcursionModel.default("high", m=6, fractions=fr, width=2.0, phase_map=PM), fr
+    )
+    vol = generate(truth, (96, 64, 64), seed=4, device="cpu")
+    full = prepare_data(LabelImage(vol, PM, voxel_size=(1.0, 1.0, 1.0)), axis="z")
+    half = prepare_data(LabelImage(vol[::2], PM, voxel_size=(2.0, 1.0, 1.0)), axis="z")
+    assert half.anisotropy * 2 == pytest.approx(full.anisotropy, rel=0.1)
+    assert "in physical units" in half.anisotropy_note
+    with pytest.raises(ValueError, match="not square"):
+        prepare_data(LabelImage(vol, PM, voxel_size=(1.0, 1.0, 2.0)), axis="z")

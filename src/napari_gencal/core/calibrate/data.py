@@ -110,6 +110,15 @@ def choose_axis(volume: np.ndarray, k: int) -> tuple[int, str]:
     )
 
 
+def _spacing_ratio(vs, axis: int, ndim: int) -> float:
+    """Voxel size along ``axis`` over the in-plane one (1 without a voxel size)."""
+    if vs is None or ndim != 3 or len(tuple(vs)) != 3:
+        return 1.0
+    v = [float(x) for x in vs]
+    plane = [v[i] for i in range(3) if i != axis]
+    return v[axis] / plane[0] if plane[0] > 0 else 1.0
+
+
 def prepare_data(
     image: LabelImage | np.ndarray,
     phases: str | tuple[int, ...] | PhaseMap | None = None,
@@ -170,9 +179,24 @@ def prepare_data(
             try:
                 b = fit_anisotropy(view, pm.n_phases, axis=ax)
                 note = f"anisotropy along {'zyx'[ax]} from chord lengths (Eq. 40): b = {b:.3f}"
+                ratio = _spacing_ratio(vs, ax, labels.ndim)
+                if ratio != 1.0:
+                    # The model lives on the data's voxels (lengths in voxels of voxel_size);
+                    # its stretch in physical units is b times the spacing ratio.
+                    note += (f" per voxel on this grid (voxels {ratio:g}× longer along "
+                             f"{'zyx'[ax]}): {b * ratio:.3f} in physical units")  # fmt: skip
                 fitted = True
             except ValueError as exc:  # e.g. a few sections: no chord along the stack axis
                 note = f"b not fitted, the model stays isotropic: {exc}"
+    if vs is not None and len(tuple(vs)) == idx.ndim:
+        plane = [float(v) for i, v in enumerate(vs) if idx.ndim == 2 or i != ax]
+        if abs(plane[0] - plane[1]) > 0.01 * max(plane):
+            raise ValueError(
+                f"the sections' pixels are not square (voxel size {tuple(vs)}, sections normal "
+                f"to {'zyx'[ax] if idx.ndim == 3 else 'the image'}): the model is isotropic "
+                "within its sections — choose the axis whose planes have square pixels "
+                "(--axis), or resample the image to square pixels first"
+            )
     sections = np.ascontiguousarray(as_sections(idx, ax if idx.ndim == 3 else axis))
     model_vs: tuple[float, ...] | None = None
     if vs is not None:
