@@ -68,6 +68,7 @@ CASES: dict[str, tuple[str, str, str, int, list[str]]] = {
     "sem_256": ("SEM_hr_input.tif", "0,1,2", "2d", 1, []),
     "sem_128": ("SEM_hr_input.tif", "0,1,2", "2d", 1, []),
     "fields_known": ("(synthetic)", "1,2,3", "3d", 1, []),
+    "tf": ("TF-500x500x500-1x2x6-v3.tiff.zip", "0,255", "3d", 1, []),
     # issue 18: a FIB-SEM-like stack (every second z slice, dz = 2·dx), judged as an isotropic
     # twin against the full stack
     "electrode_fibsem": ("electrode.tiff", "0,85,170", "3d", 1, ["--voxel-size", "2,1,1"]),
