@@ -272,6 +272,9 @@ def run_case(name: str, out: Path) -> dict:
     meta = ExcursionModel.load(model_path).metadata
     res = {"name": name, "seconds": seconds, "command": " ".join(cmd[2:])}
     res["verdict"] = (meta.get("verdict") or {}).get("line")
+    first = [r for r in (meta.get("verdict") or {}).get("rows", []) if r["descriptor"] in BASIC]
+    res["stored_first_order_fits"] = bool(first) and all(r["ok"] for r in first)
+    res["stored_fits"] = bool((meta.get("verdict") or {}).get("fits"))
     res["settings"] = meta.get("settings_from_data", {})
     res["phase_order"] = (meta.get("phase_order") or {}).get("reason")
     t1 = time.perf_counter()
@@ -300,13 +303,15 @@ def summary_line(r: dict) -> str:
         where = f" ({lab}{', ' + desc.split(' ', 1)[1] if ' ' in desc else ''})"
         return ("" if ok else "**") + val + where + ("" if ok else "**")
 
+    agree = r.get("stored_first_order_fits")
+    agree_t = "–" if agree is None else ("yes" if agree == r["fits"] else "**no**")
     minutes = r["seconds"] / 60
     t = f"{minutes:.1f}" + ("" if minutes <= TARGETS["minutes"] else " **(over)**")
     s = r.get("settings") or {}
     sets = f"f {s.get('working_factor')}, m {s.get('m')}, w {s.get('window')}"
     return (
         f"| {r['name']} | {'yes' if r['fits'] else '**no**'} | {worst('VF', False)} | "
-        f"{worst('S_V', True)} | {worst('chord', True)} | {t} | {sets} | "
+        f"{worst('S_V', True)} | {worst('chord', True)} | {t} | {sets} | {agree_t} | "
         f"{(r.get('verdict') or '')[:90]} |"
     )
 
@@ -314,7 +319,8 @@ def summary_line(r: dict) -> str:
 def table(out: Path) -> str:
     head = (
         "| case | all targets met | worst VF error | worst S_V error | worst chord error | "
-        "minutes | settings (working px) | stored verdict |\n|---|---|---|---|---|---|---|---|"
+        "minutes | settings (working px) | verdict's first-order rows agree | stored verdict "
+        "(connectivity included) |\n|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for name in CASES:
