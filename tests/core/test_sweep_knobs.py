@@ -86,3 +86,23 @@ def test_anisotropy_knob_stretches_along_the_axis(model):
     z = mean_chord_length(vol, 0, axis="z")
     xy = 0.5 * (mean_chord_length(vol, 0, axis="y") + mean_chord_length(vol, 0, axis="x"))
     assert z / xy == pytest.approx(2.0, rel=0.2)
+
+
+def test_truncation_and_per_field_anisotropy_knobs(model):
+    from napari_gencal.core.model import model_fractions
+
+    names = knobs_of(model)
+    assert {"tilt", "coating", "anisotropy:X1", "anisotropy:eps_Z"} <= set(names)
+    tilted = apply_knobs(model, {"tilt": 0.8})
+    assert tilted.tilt == 0.8
+    # the truncation changes where phases are, not how much of each (fractions re-solved)
+    np.testing.assert_allclose(model_fractions(tilted, 400_000, seed=3), FR, atol=0.004)
+    np.testing.assert_allclose(fractions(tilted), FR, atol=0.03)
+    coated = apply_knobs(model, {"coating": 1.0, "vf:85": 0.3})
+    np.testing.assert_allclose(model_fractions(coated, 400_000, seed=3)[1], 0.3, atol=0.004)
+    one = apply_knobs(model, {"anisotropy:X1": 2.0})
+    assert one.field_anisotropy("X1") == 2.0 and one.field_anisotropy("X2") == 1.0
+    assert one.kernel3d("X1").shape[0] > one.kernel3d("X2").shape[0]
+    both = apply_knobs(one, {"anisotropy": 2.0})  # the shared b scales the per-field ones
+    assert both.field_anisotropy("X1") == 4.0 and both.field_anisotropy("X2") == 2.0
+    assert knob_value(both, "anisotropy:X1") == 4.0
