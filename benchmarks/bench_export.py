@@ -66,12 +66,18 @@ with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")  # Linux: reset the peak (VmHWM) to the current resident memory
 before = status("VmRSS:")
 tracemalloc.start()
+import resource
+def cpu():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+c0 = cpu()
 t = time.perf_counter()
 res = api.export(volume, out, fmt, overwrite=True, **extra)
 wall = time.perf_counter() - t
+cpu_s = cpu() - c0
 traced = tracemalloc.get_traced_memory()[1] / 2**20
 peak = status("VmHWM:")
-print(json.dumps({"wall": wall, "before": before, "peak": peak, "traced": traced,
+print(json.dumps({"wall": wall, "cpu": cpu_s, "before": before, "peak": peak, "traced": traced,
                   "summary": res.summary()}))
 """
 
@@ -203,8 +209,11 @@ def main() -> None:
     print("API: api.export in a fresh process after the imports and the read (wall, peak RSS")
     print("     above the RSS before the call, peak of Python/NumPy allocations by tracemalloc)")
     print()
-    print(f"{'format':8} {'CLI s':>6} {'API s':>6} {'× tiff':>7} {'RSS+ MiB':>9} {'× vol':>6} "
-          f"{'traced MiB':>10} {'× vol':>6}")  # fmt: skip
+    print("CPU: process CPU time of the API call, all threads (on a shared, loaded machine the")
+    print("     steadier figure; on an idle 2-core machine wall ≈ CPU for single-threaded parts)")
+    print()
+    print(f"{'format':8} {'CLI s':>6} {'API s':>6} {'CPU s':>6} {'× tiff':>7} {'RSS+ MiB':>9} "
+          f"{'× vol':>6} {'traced MiB':>10} {'× vol':>6}")  # fmt: skip
     rows = {}
     fmts = [f for f in args.formats.split(",") if f]
     if "stl" in fmts and "ply" in fmts:
@@ -219,8 +228,9 @@ def main() -> None:
         d = _child(fmt, vol, out, **extra)
         above = max(0.0, d["peak"] - d["before"])
         rows[fmt] = (wall, d, stdout, out)
-        print(f"{fmt:8} {wall:6.1f} {d['wall']:6.1f} {wall / t_ref:7.0f} {above:9.0f} "
-              f"{above / vol_mib:6.2f} {d['traced']:10.0f} {d['traced'] / vol_mib:6.2f}")
+        print(f"{fmt:8} {wall:6.1f} {d['wall']:6.1f} {d['cpu']:6.1f} {wall / t_ref:7.0f} "
+              f"{above:9.0f} {above / vol_mib:6.2f} {d['traced']:10.0f} "
+              f"{d['traced'] / vol_mib:6.2f}")
     print()
     origin = (0.0, 0.0, 0.0)
     for fmt in ("vti", "mhd", "nrrd"):
@@ -262,7 +272,8 @@ def main() -> None:
         d = _child(fmt, big, out)
         above = max(0.0, d["peak"] - d["before"])
         size = sum(p.stat().st_size for p in out.parent.glob(f"twin{n}.*"))
-        print(f"{fmt}: CLI {wall:.1f} s, API {d['wall']:.1f} s; peak RSS {above:.0f} MiB above "
+        print(f"{fmt}: CLI {wall:.1f} s, API {d['wall']:.1f} s (CPU {d['cpu']:.1f} s); peak RSS "
+              f"{above:.0f} MiB above "
               f"the process before the call = {above * 2**20 / big_bytes:.3f} × the volume; "
               f"traced {d['traced']:.0f} MiB; {size / 2**30:.2f} GiB written")  # fmt: skip
         if fmt == "mhd":

@@ -162,6 +162,25 @@ def test_meshes_are_watertight_and_enclose_the_voxel_volume(tmp_path, monkeypatc
     assert ball.mesh_volume == pytest.approx(analytic, rel=0.03)
 
 
+def test_meshes_without_vtk_use_scikit_image(tmp_path, monkeypatch):
+    import sys
+
+    from napari_gencal.core.export import meshes
+
+    a = _scene()
+    grid = make_grid(a.shape, 0.5, "um")
+    ref = meshes.phase_mesh(a, 1, grid)
+    monkeypatch.setitem(sys.modules, "vtk", None)  # `import vtk` now fails
+    meshes._inward.cache_clear()
+    try:
+        v, f, info = meshes.phase_mesh(a, 1, grid)
+    finally:
+        meshes._inward.cache_clear()
+    assert len(f) == len(ref[1]) and info.s == pytest.approx(ref[2].s)
+    mesh = trimesh.Trimesh(v, f, process=False)
+    assert mesh.is_watertight and mesh.volume == pytest.approx(ref[2].voxel_volume, rel=1e-6)
+
+
 def test_smoothing_and_decimation_keep_a_closed_mesh(tmp_path):
     a = _scene()
     res = export(a, tmp_path / "s.stl", labels=[0, 1, 2, 3], phases=[2], voxel_size=0.5,
