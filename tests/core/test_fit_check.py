@@ -46,6 +46,7 @@ def test_identical_descriptors_fit_and_a_30_percent_surface_error_does_not():
     assert TOLERANCES == {
         "volume_fraction": 0.01, "specific_surface_area": 0.05, "mean_chord_length": 0.05,
         "euler_density": 0.15, "tortuosity_factor": 0.15, "percolating_fraction": 0.10,
+        "interfacial_area": 0.05, "triple_phase_boundary": 0.10,
     }  # fmt: skip
 
 
@@ -159,3 +160,22 @@ def test_first_order_right_but_connectivity_wrong_does_not_fit():
     tau = [r for r in vt.rows if r["descriptor"] == "tortuosity_factor"]
     assert not vt.fits and len(tau) == 1 and tau[0]["error"] < -0.3, vt.rows
     assert "label 85 tau" in vt.line
+
+
+def test_interfaces_are_judged_like_surface_areas():
+    data = desc([0.4, 0.35, 0.25], [0.1, 0.2, 0.3], CH)
+    data["interfaces"] = {"10|20": 0.05, "10|30": 0.05, "20|30": 0.15}
+    data["triple_phase_boundary"] = 0.01
+    model = desc([0.4, 0.35, 0.25], [0.1, 0.2, 0.3], CH)
+    model["interfaces"] = {"10|20": 0.05, "10|30": 0.0551, "20|30": 0.15}
+    model["triple_phase_boundary"] = 0.0105
+    v = judge(data, model)
+    pairs = {r["phase"]: r for r in v.rows if r["descriptor"] == "interfacial_area"}
+    assert set(pairs) == {"10|20", "10|30", "20|30"}
+    assert not pairs["10|30"]["ok"] and pairs["10|20"]["ok"]
+    assert not v.fits and "A|C interface +10.2%" in v.line
+    tpb = [r for r in v.rows if r["descriptor"] == "triple_phase_boundary"]
+    assert len(tpb) == 1 and tpb[0]["ok"]  # +5 % is within the TPB's 10 %
+    # pairs that hardly touch are not judged
+    data["interfaces"]["10|20"] = 0.001
+    assert "10|20" not in {r["phase"] for r in judge(data, model).rows}

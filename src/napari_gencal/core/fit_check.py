@@ -34,7 +34,13 @@ TOLERANCES = {
     "euler_density": 0.15,
     "tortuosity_factor": 0.15,
     "percolating_fraction": 0.10,
+    # interfaces (issue 17): each pair's area per volume like S_V; the triple-phase boundary
+    "interfacial_area": 0.05,
+    "triple_phase_boundary": 0.10,
 }
+#: Interfaces smaller than this share of the pair's smaller S_V are not judged (the two phases
+#: hardly touch; a relative error of a near-zero area is noise).
+MIN_INTERFACE_SHARE = 0.05
 #: Descriptors whose error is a difference, not a relative difference.
 ABSOLUTE = ("volume_fraction", "percolating_fraction")
 #: The data's own y and x mean chords must agree within this (relative) to be judged separately.
@@ -48,6 +54,8 @@ _SHORT = {
     "euler_density": "Euler",
     "tortuosity_factor": "tau",
     "percolating_fraction": "perc",
+    "interfacial_area": "S_V pair",
+    "triple_phase_boundary": "TPB",
 }
 _WORDS = {
     "volume_fraction": "VF",
@@ -56,6 +64,8 @@ _WORDS = {
     "euler_density": "Euler density",
     "tortuosity_factor": "tau",
     "percolating_fraction": "percolating fraction",
+    "interfacial_area": "interface",
+    "triple_phase_boundary": "TPB length",
 }
 
 
@@ -265,8 +275,37 @@ def judge(
         for d in dirs:
             rows.append(_row(name, lab, "mean_chord_length", d, dc[d], mc[d],
                              sd=sd.get((lab, "mean_chord_length", d))))  # fmt: skip
+    rows += _interface_rows(data, model, sd)
     fits = all(r["ok"] for r in rows)
     return Verdict(fits, _line(rows, fits), rows, what)
+
+
+def _interface_rows(
+    data: dict[str, Any], model: dict[str, Any], sd: dict[tuple[str, str, str | None], float]
+) -> list[dict[str, Any]]:
+    """Rows of the pair interfaces (like S_V) and the triple-phase boundary, when both have them.
+
+    Pairs whose data area is below :data:`MIN_INTERFACE_SHARE` of the smaller phase S_V are left
+    out (the phases hardly touch).
+    """
+    rows = []
+    di, mi = data.get("interfaces") or {}, model.get("interfaces") or {}
+    names = {str(lab): p.get("name", lab) for lab, p in data["phases"].items()}
+    for pair, dv in di.items():
+        mv = mi.get(pair)
+        if dv is None or mv is None:
+            continue
+        a, b = pair.split("|")
+        svs = [data["phases"].get(x, {}).get("specific_surface_area") for x in (a, b)]
+        if any(v is None for v in svs) or dv < MIN_INTERFACE_SHARE * min(svs):
+            continue
+        rows.append(_row(f"{names.get(a, a)}|{names.get(b, b)}", pair, "interfacial_area", None,
+                         dv, mv, sd=sd.get((pair, "interfacial_area", None))))  # fmt: skip
+    dt, mt = data.get("triple_phase_boundary"), model.get("triple_phase_boundary")
+    if dt and mt is not None:
+        rows.append(_row("TPB", "TPB", "triple_phase_boundary", None, dt, mt,
+                         sd=sd.get(("TPB", "triple_phase_boundary", None))))  # fmt: skip
+    return rows
 
 
 def _line(rows: list[dict[str, Any]], fits: bool) -> str:
@@ -310,7 +349,8 @@ def _line(rows: list[dict[str, Any]], fits: bool) -> str:
             label = _WORDS[desc]
             words.append(f"{label} {_fmt_err(worst).replace(' ', '')}"
                          + (f" ({worst['direction']})" if worst["direction"] else ""))  # fmt: skip
-        parts.append(f"phase {bad[0]['name']} " + ", ".join(words))
+        whole = "|" in str(lab) or lab == "TPB"  # an interface or the TPB, not a phase
+        parts.append(("" if whole else "phase ") + f"{bad[0]['name']} " + ", ".join(words))
     return "does not fit: " + "; ".join(parts)
 
 
@@ -341,6 +381,11 @@ def _values(desc: dict[str, Any]) -> dict[tuple[str, str, str | None], float]:
         for p, q in (("y", "x"), ("z", "x"), ("z", "y")):
             if ch.get(p) is not None and ch.get(q) is not None:
                 out[(lab, "mean_chord_length", f"{p}/{q} mean")] = 0.5 * (ch[p] + ch[q])
+    for pair, v in (desc.get("interfaces") or {}).items():
+        if v is not None:
+            out[(pair, "interfacial_area", None)] = float(v)
+    if desc.get("triple_phase_boundary") is not None:
+        out[("TPB", "triple_phase_boundary", None)] = float(desc["triple_phase_boundary"])
     return out
 
 
@@ -453,7 +498,7 @@ def check_fit(
     if sec.shape[0] > 64:
         pick = np.random.default_rng(seed).choice(sec.shape[0], 64, replace=False)
         sec = sec[np.sort(pick)]
-    include = ("volume_fraction", "specific_surface_area", "mean_chord_length")
+    include = ("volume_fraction", "specific_surface_area", "mean_chord_length", "interfaces")
     size = int(min(max_section, min(sec.shape[1:])))
     if n_sections is None:
         n_sections = int(min(64, max(10, math.ceil(4 * 1024**2 / size**2))))
