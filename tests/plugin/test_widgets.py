@@ -216,11 +216,11 @@ def test_calibration_job_refines_b_like_the_cli(monkeypatch):
 
     calls = []
 
-    def spy(volume, model, *, b_start=None, seed=0, device="cpu"):
+    def spy(volume, model, *, b_start=None, seed=0, device="cpu", tolerance=0.03):
         calls.append(seed)
-        return 1.2345
+        return 1.2345, {}, {"per_field": False}
 
-    monkeypatch.setattr(aniso, "fit_anisotropy_to_model", spy)
+    monkeypatch.setattr(aniso, "fit_field_anisotropy", spy)
     rng = np.random.default_rng(0)
     from scipy.ndimage import gaussian_filter
 
