@@ -120,7 +120,9 @@ def test_prepare_data_stack_and_image():
     assert d.sections.shape == (40, 40, 40) and d.sections.max() == 2
     assert d.anisotropy == pytest.approx(1.5, rel=0.15) and "b =" in d.anisotropy_note
     assert d.voxel_size == (2.0, 1.0, 1.0) and len(d.sha256) == 64
-    d2 = prepare_data(img, axis="x")
+    with pytest.raises(ValueError, match="not square"):  # z–y planes of 2×1 pixels
+        prepare_data(img, axis="x")
+    d2 = prepare_data(LabelImage(img.data, img.phase_map), axis="x")
     # Sections normal to x (z–y planes, one direction stretched by 1.5): b along x relates the x
     # chords to the mean of the in-plane ones, 1 / ((1.5 + 1) / 2) = 0.8.
     assert d2.axis == 2 and d2.anisotropy == pytest.approx(0.8, rel=0.15)

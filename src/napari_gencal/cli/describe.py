@@ -12,6 +12,7 @@ _ALL = (
     "geodesic_tortuosity",
     "constrictivity",
     "transport",
+    "interfaces",
 )
 
 
