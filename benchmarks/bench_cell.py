@@ -112,32 +112,117 @@ def _print_cell(res) -> None:
                   + ", ".join(f"{k} {v:.1f}" for k, v in f.seconds.items()))  # fmt: skip
 
 
-def bench_cell(model_path: str, shape: int | None, out: Path | None) -> None:
+def _print_run(run) -> None:
+    """One volume's figures and capacities, printed as soon as it is done."""
+    f = run.figures
+    if f is not None:
+        print(f"{run.name}: ε_el {f.eps_electrolyte:.4f}, ε_AM {f.eps_active:.4f} (accessible "
+              f"{100 * f.accessible:.1f} %), S_V(AM) {f.surface_active:.4g} 1/m, a_AM|el "
+              f"{f.area_active_electrolyte:.4g} 1/m (wetted share "
+              f"{f.area_active_electrolyte / f.surface_active:.3f}), R "
+              f"{1e6 * f.particle_radius_geometric:.3f} µm, τ_el {f.tau_electrolyte:.3f}, "
+              f"τ_s {f.tau_electronic:.3f}, σ_eff {f.sigma_electronic:.4g} S/m, τ_e "
+              f"{f.tau_e:.3f}", flush=True)  # fmt: skip
+    if run.error:
+        print(f"{run.name}: no cell: {run.error}", flush=True)
+    caps = ", ".join(f"{d.rate:g}C {d.capacity:.4f} A.h ({100 * d.utilisation:.1f} %)"
+                     + (f" [{d.error}]" if d.error else "") for d in run.discharges)  # fmt: skip
+    secs = ", ".join(f"{k} {v:.1f}" for k, v in run.seconds.items())
+    print(f"{run.name}: {caps}; seconds: {secs}", flush=True)
+
+
+#: Descriptor groups swapped one at a time from the twins into the data's cell, to find which
+#: one causes a capacity difference (each substitution re-maps and re-discharges the data cell).
+_GROUPS = {
+    "ε of the electrolyte": ("eps_electrolyte",),
+    "ε of NMC × accessible share": ("eps_active", "accessible"),
+    "R = 3ε/S_V(NMC) (wetted share kept)": ("surface_active",),
+    "NMC|electrolyte wetted share a/S_V": ("area_active_electrolyte",),
+    "τ of the electrolyte": ("tau_electrolyte",),
+    "τ_s and σ of the solid": ("tau_electronic", "sigma_solid_mean"),
+}
+
+
+def _attribution(data_run, twin_runs, settings) -> None:
+    """Swap each descriptor group of the data's figures for the twins' mean; print the change
+    of capacity at each rate against the gap twins − data."""
+    from dataclasses import replace
+
+    from napari_gencal.core.cell.mapping import cell_parameter_values
+    from napari_gencal.core.cell.simulate import run_discharges
+
+    f0 = data_run.figures
+    tw = [r.figures for r in twin_runs if r.figures is not None]
+    mean = {k: float(np.mean([getattr(f, k) for f in tw]))
+            for fs in _GROUPS.values() for k in fs}  # fmt: skip
+    base = {d.rate: d.capacity for d in data_run.discharges}
+    gap = {r: float(np.mean([d.capacity for t in twin_runs for d in t.discharges
+                             if d.rate == r])) - base[r] for r in base}  # fmt: skip
+    print("\nwhich descriptor makes the difference: the data's cell with one descriptor group "
+          "set to the twins' mean; Δcapacity [A.h] per rate (and its share of the gap "
+          "twins − data)", flush=True)  # fmt: skip
+    print("gap twins − data: " + ", ".join(f"{r:g}C {g:+.4f}" for r, g in gap.items()))
+    for name, keys in _GROUPS.items():
+        change = {k: mean[k] for k in keys}
+        if keys == ("surface_active",):  # keep the data's wetted share a/S_V
+            share = f0.area_active_electrolyte / f0.surface_active
+            change["area_active_electrolyte"] = share * mean["surface_active"]
+        if keys == ("area_active_electrolyte",):  # the twins' share on the data's S_V
+            change["area_active_electrolyte"] = f0.surface_active * float(np.mean(
+                [f.area_active_electrolyte / f.surface_active for f in tw]))  # fmt: skip
+        vals = ", ".join(f"{k} {getattr(f0, k):.4g}→{v:.4g}" for k, v in change.items())
+        pv, _ = cell_parameter_values(replace(f0, **change), settings)
+        ds = run_discharges(pv, settings)
+        parts = []
+        for d in ds:
+            dc = d.capacity - base[d.rate]
+            share = dc / gap[d.rate] if gap[d.rate] else float("nan")
+            parts.append(f"{d.rate:g}C {dc:+.4f} ({100 * share:+.0f} %)")
+        print(f"{name} ({vals}): " + ", ".join(parts), flush=True)
+
+
+def bench_cell(model_path: str, shape: int | None, out: Path | None, tau_e: bool) -> None:
     from napari_gencal import api
+    from napari_gencal.core.cell import CellResult
 
     data = api.read_labels(DATA, phases="0,85,170").data
     if shape:  # a corner crop of the data and twins of that size (a loaded machine)
         data = data[:shape, :shape, :shape]
     shp = data.shape[0]
+    kw = {**CELL, "voxel_size": VOXEL, "electrode_tortuosity": tau_e}
     t0 = time.perf_counter()
-    res = api.cell(model_path, **CELL, voxel_size=VOXEL, data=data, phases="0,85,170",
-                   realizations=3, seed=1, shape=shp, out=out,
-                   progress=lambda r: print(r, flush=True))  # fmt: skip
+    # one volume at a time, each printed when done (a run cut short still leaves its figures)
+    runs, settings = [], None
+    for name, src, extra in (("data", data, {"phases": "0,85,170"}),
+                             *((f"twin seed {s}", model_path, {"seed": s, "shape": shp})
+                               for s in (1, 2, 3))):  # fmt: skip
+        t1 = time.perf_counter()
+        res = api.cell(src, **kw, **extra)
+        run = res.runs[0]
+        run.name = name
+        runs.append(run)
+        settings = res.settings
+        _print_run(run)
+        print(f"{name}: {time.perf_counter() - t1:.0f} s (generation included)", flush=True)
+    res = CellResult(settings, runs)
     print(f"data {data.shape} and three twins of {shp}³, {time.perf_counter() - t0:.0f} s")
-    _print_cell(res)
+    if out is not None:
+        res.write(out)
     data_run = res.runs[0]
     print("\nrate | data [A.h] | twins mean ± SD [A.h] | min … max | data within the spread?")
     for s in res.spread():
         dv = next(d.capacity for d in data_run.discharges if d.rate == s["rate"])
         inside = s["min"] <= dv <= s["max"]
         z = (dv - s["mean"]) / s["sd"] if s["sd"] > 0 else float("nan")
-        print(f"{s['rate']:g}C | {dv:.3f} | {s['mean']:.3f} ± {s['sd']:.3f} | "
-              f"{s['min']:.3f} … {s['max']:.3f} | {'yes' if inside else 'no'} ({z:+.1f} SD)")
+        print(f"{s['rate']:g}C | {dv:.4f} | {s['mean']:.4f} ± {s['sd']:.4f} | "
+              f"{s['min']:.4f} … {s['max']:.4f} | {'yes' if inside else 'no'} ({z:+.1f} SD)",
+              flush=True)  # fmt: skip
+    if data_run.figures is not None and all(r.figures is not None for r in runs[1:]):
+        _attribution(data_run, runs[1:], settings)
     # reproducible from the seed: the same twin twice gives the same figures and capacities
     # (on a 96³ twin, to keep the check cheap)
-    runs = [api.cell(model_path, **CELL, voxel_size=VOXEL, seed=7, shape=96).runs[0]
-            for _ in range(2)]  # fmt: skip
-    a, b = runs
+    rep = [api.cell(model_path, **kw, seed=7, shape=96).runs[0] for _ in range(2)]
+    a, b = rep
     same = all(x.capacity == y.capacity for x, y in zip(a.discharges, b.discharges, strict=True))
     print(f"a 96³ twin (seed 7) twice: identical capacities: {same}; τ_el "
           f"{a.figures.tau_electrolyte:.6f} vs {b.figures.tau_electrolyte:.6f}")
@@ -237,6 +322,8 @@ def main() -> None:
     b.add_argument("--model", required=True)
     b.add_argument("--shape", type=int)
     b.add_argument("--out", type=Path)
+    b.add_argument("--no-tau-e", action="store_true",
+                   help="skip the electrode tortuosity solve (reported only, not in the cell)")
     c = sub.add_parser("speed")
     c.add_argument("--model")
     c.add_argument("--size", type=int, default=128)
@@ -252,7 +339,7 @@ def main() -> None:
     if args.name == "interfaces":
         bench_interfaces(args.model, args.seeds)
     elif args.name == "cell":
-        bench_cell(args.model, args.shape, args.out)
+        bench_cell(args.model, args.shape, args.out, not args.no_tau_e)
     elif args.name == "speed":
         bench_speed(args.model, args.size)
     else:
