@@ -57,6 +57,7 @@ def tiny(**changes) -> CalibrationConfig:
         eval_sections=2,
         eval_size=32,
         init_scale_search=False,
+        trial_steps=20,
         device="cpu",
         seed=3,
     )

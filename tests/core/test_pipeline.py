@@ -19,7 +19,7 @@ def tiny(**kw) -> CalibrationConfig:
     base = dict(
         batch=2, pretrain_model_steps=2, pretrain_disc_steps=2, steps_per_epoch=3, max_epochs=2,
         early_stop_start=1, patience=10, eval_sections=2, eval_size=64, init_scale_search=False,
-        disc_width=8, device="cpu", seed=3, time_limit=None,
+        disc_width=8, device="cpu", seed=3, time_limit=None, trial_steps=20,
     )  # fmt: skip
     return CalibrationConfig(**{**base, **kw})
 

@@ -59,7 +59,8 @@ def _tiny_calibration(w, algorithm=1, epochs=2):
     w.preview_every.setValue(1)
     w.device.setCurrentText("cpu")
     w._quick = w._quick.replace(
-        init_scale_search=False, eval_sections=1, pretrain_disc_steps=1, early_stop_start=1
+        init_scale_search=False, eval_sections=1, pretrain_disc_steps=1, early_stop_start=1,
+        trial_steps=20,
     )
 
 
@@ -230,6 +231,7 @@ def test_calibration_job_refines_b_like_the_cli(monkeypatch):
         algorithm=1, max_epochs=1, window=32, batch=1, steps_per_epoch=1, m=4,
         pretrain_model_steps=1, pretrain_disc_steps=1, init_scale_search=False,
         eval_sections=1, early_stop_start=1, device="cpu", seed=7, time_limit=None,
+        trial_steps=20,
     )  # fmt: skip
     job = calibration_job(stack, "0,1,2", "z", True, cfg, 1, {})
     texts = []

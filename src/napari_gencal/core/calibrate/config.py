@@ -122,6 +122,9 @@ class CalibrationConfig:
         where the paper's rule fits: electrode.tiff 0.5°; SOFC 12°, middle phase S_V +4.4 % →
         +0.2 %); ``"paper"``: the paper's rule; ``"plurigaussian"``: tilt and coating learned
         (the remedy for connectivity misses).
+    trial_steps : int
+        Optimizer steps of each phase-order trial fit (three phases; Algorithm 1). Trials also
+        stop at their share of the time budget; fewer steps decide on less evidence.
     learn_truncation : {"none", "tilt", "all"}
         What the engine learns of the truncation rule (set from ``construction`` by the
         pipeline; order trials learn none).
@@ -155,6 +158,7 @@ class CalibrationConfig:
     interpolation: str = "linear"
     construction: str = "auto"
     learn_truncation: str = "none"
+    trial_steps: int = 250
     euler_weight: float = 0.0
     score_euler: float = 0.0
     straight_through: bool = False
@@ -211,6 +215,7 @@ class CalibrationConfig:
             "checkpoint_every": self.checkpoint_every,
             "m_cap": self.m_cap,
             "r_max_cap": self.r_max_cap,
+            "trial_steps": self.trial_steps,
         }
         for name, v in positive_ints.items():
             if int(v) != v or v < 1:

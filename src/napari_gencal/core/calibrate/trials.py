@@ -33,7 +33,8 @@ __all__ = [
     "run_trials",
 ]
 
-#: Optimizer steps of each trial (Algorithm 1: TPPF loss only, no discriminator).
+#: Optimizer steps of each trial by default (Algorithm 1: TPPF loss only, no discriminator);
+#: ``CalibrationConfig.trial_steps``.
 TRIAL_STEPS = 250
 #: Largest share of the time budget one trial round may take (it stops early at the time cap),
 #: and of the first round of all order trials together.
@@ -96,10 +97,12 @@ def run_trials(p: Any) -> Iterator[Any]:
     tl = p.config.time_limit
     cands = list(p._candidates)
     n = len(cands)
+    steps = int(p.config.trial_steps)
     cap = TRIAL_SECONDS if tl is None else min(TRIAL_SHARE, TRIALS_SHARE / max(n, 1)) * tl
     trial_cfg = p._engine_config(
         algorithm=1, model="high", pretrain_model_steps=0, pretrain_disc_steps=0,
-        steps_per_epoch=25, max_epochs=max(1, math.ceil(TRIAL_STEPS / 25)), early_stop_start=1,
+        steps_per_epoch=min(25, steps), max_epochs=max(1, math.ceil(steps / 25)),
+        early_stop_start=1,
         patience=10_000, time_limit=cap, checkpoint=None, learn_truncation="none",
     )  # fmt: skip
     labels = p.data.phase_map.labels
