@@ -194,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
         print("\ninterrupted: writing the best model so far", file=log)
     final = pipe.result if pipe.result is not None else pipe.best_so_far()
     if final.metadata.get("anisotropy", {}).get("model_refined") is not None:
-        print(f"anisotropy along z: b = {final.anisotropy:.3f}", file=log)
+        axis = "zyx"[final.anisotropy_axis]
+        print(f"anisotropy along {axis}: b = {final.anisotropy:.3f}", file=log)
     if pipe.verdict is not None:
         print(pipe.verdict.table(), file=log)
     elif not args.no_check:
