@@ -53,6 +53,12 @@ if fmt in ("vti", "mhd", "mha", "nrrd"):
     import vtk, SimpleITK
 else:
     import skimage.measure, trimesh
+    if fmt in ("stl", "ply"):
+        try:  # VTK's libraries (~150 MiB resident once loaded) are a fixed cost, not the export's
+            import vtk
+            from vtk.util import numpy_support
+        except ImportError:
+            pass
     if fmt == "pnm":
         import porespy
 if src.endswith(".zarr"):
