@@ -140,7 +140,8 @@ def test_trial_fits_recover_the_order_of_a_known_model(width, s1, s2, a, f1, f2)
     data = prepare_data(sec, "30,10,20")
     from napari_gencal.core.calibrate.trials import run_trials
 
-    cfg = CalibrationConfig.preset("minutes", time_limit=None, device="cpu", construction="paper")
+    cfg = CalibrationConfig.preset("minutes", time_limit=None, device="cpu", construction="paper",
+                                   trial_steps=125)
     pipe = CalibrationPipeline(data, cfg, check=False)
     for _ in run_trials(pipe):
         pass
