@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import copy
 import math
-import platform
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,154 +34,24 @@ from ..device import resolve_device
 from ..io import sha256_of_array
 from ..phases import PhaseMap
 from . import _backend as be
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import MIN_WINDOW, CalibrationConfig, largest_window
+from ._evaluation import EvaluationMixin
+from ._inputs import InputChecksMixin
+from ._record import RunRecordMixin
+from .checkpoint import load_checkpoint
+from .config import CalibrationConfig
 from .discriminator import Discriminator, RealSampler, adversarial_loss, disc_loss
 from .phase_order import phase_order_advice
+from .progress import (
+    MAX_DATA_SECTIONS,
+    CalibrationWarning,
+    Progress,
+    check_stationarity,
+)
 
 __all__ = ["Calibration", "Progress", "CalibrationWarning", "check_stationarity"]
 
-#: Largest number of data sections used for the data TPPF and descriptors (a random subset beyond).
-MAX_DATA_SECTIONS = 64
-#: A volume-fraction change across the image larger than this (absolute) triggers a warning.
-STATIONARITY_TOLERANCE = 0.1
 
-
-class CalibrationWarning(UserWarning):
-    """Something about the data or the run that the user should know (e.g. non-stationarity)."""
-
-
-@dataclass
-class Progress:
-    """One record per optimizer step (what a progress bar or the napari widget shows).
-
-    Attributes
-    ----------
-    step, total_steps : int
-        Steps done (1-based after this record) and the step budget of the current stage.
-    epoch : int
-        Epoch of the training phase (0 during pre-training).
-    phase : str
-        ``"pretrain-model"``, ``"pretrain-disc"``, ``"train"`` or ``"done"``.
-    stage : str
-        ``"high"`` or ``"low"`` (which parametrization is calibrated).
-    losses : dict
-        ``tppf``, ``adv``, ``disc``, ``total`` of this step (NaN where not computed).
-    descriptors : dict or None
-        Latest evaluation of hard-threshold sections: ``volume_fraction`` and
-        ``specific_surface_area`` lists (per phase) and the data's, as ``data_*``.
-    score, best_score : float or None
-        Latest and best evaluation score (sum of the mean absolute errors).
-    new_best : bool
-        This step's evaluation found new best parameters.
-    disc_skipped : bool
-        The discriminator update was skipped by the skip rule.
-    elapsed, remaining : float
-        Seconds since start (resumes included) and an upper estimate of the seconds left.
-    done : bool
-        Last record of the run.
-    stop_reason : str or None
-        Why the run ended (``"max_epochs"``, ``"early_stopping"``, ``"time_limit"``,
-        ``"cancelled"``, or a non-finite loss with its values).
-    message : str or None
-        Something to tell the user at this point (e.g. the phase order the pipeline chose).
-    """
-
-    step: int
-    total_steps: int
-    epoch: int
-    phase: str
-    stage: str
-    losses: dict[str, float]
-    descriptors: dict[str, Any] | None = None
-    score: float | None = None
-    best_score: float | None = None
-    new_best: bool = False
-    disc_skipped: bool = False
-    elapsed: float = 0.0
-    remaining: float | None = None
-    done: bool = False
-    stop_reason: str | None = None
-    message: str | None = None
-
-    @property
-    def fraction(self) -> float:
-        """Share of the budget used, in [0, 1]: by time when ``remaining`` is known (a time
-        limit usually ends a run before the step budget), else by steps."""
-        if self.done:
-            return 1.0
-        if self.remaining is not None and self.elapsed + self.remaining > 0:
-            return min(1.0, self.elapsed / (self.elapsed + self.remaining))
-        return min(1.0, self.step / max(1, self.total_steps))
-
-    def summary(self) -> str:
-        """One line for logs and progress bars."""
-        parts = [f"{self.stage} {self.phase} step {self.step}/{self.total_steps}"]
-        if self.epoch:
-            parts.append(f"epoch {self.epoch}")
-        parts += [f"{k} {v:.4g}" for k, v in self.losses.items() if math.isfinite(v)]
-        if self.best_score is not None:
-            parts.append(f"best {self.best_score:.4f}")
-        if self.stop_reason:
-            parts.append(f"stopped: {self.stop_reason}")
-        return ", ".join(parts)
-
-
-def check_stationarity(
-    sections: np.ndarray, n_phases: int, tolerance: float = STATIONARITY_TOLERANCE
-) -> list[str]:
-    """Linear trends of the volume fractions across the image (and across the stack).
-
-    The image is cut into 8 strips along each axis (and the stack into 8 groups of sections); a
-    straight line is fitted to each phase's strip fractions. A change of more than ``tolerance``
-    from the first to the last strip that also exceeds four standard errors of the fitted slope is
-    reported: a graded layer is no stationary random set.
-
-    Returns
-    -------
-    list of str
-        One message per offending axis and phase (empty when the data look stationary).
-    """
-    from scipy.stats import linregress
-
-    msgs = []
-    n, h, w = sections.shape
-    axes = {"y": 1, "x": 2}
-    if n >= 8:
-        axes["section index"] = 0
-    for name, ax in axes.items():
-        parts = np.array_split(np.arange(sections.shape[ax]), 8)
-        if min(len(p) for p in parts) == 0:
-            continue
-        t = np.array([p.mean() for p in parts]) / max(1, sections.shape[ax] - 1)
-        for i in range(n_phases):
-            f = np.array([np.mean(np.take(sections, p, axis=ax) == i) for p in parts])
-            fit = linregress(t, f)
-            change = fit.slope * (t[-1] - t[0])
-            # Large and clearly beyond the strips' scatter (t > 4): random fluctuations of a
-            # small stationary image rarely pass both.
-            significant = fit.stderr == 0 or abs(fit.slope) > 4 * fit.stderr
-            if abs(change) > tolerance and significant:
-                msgs.append(
-                    f"phase {i} volume fraction changes by {change:+.2f} along {name} "
-                    f"(from {f[0]:.2f} to {f[-1]:.2f}); the model assumes a stationary structure — "
-                    "crop a homogeneous region or calibrate the layers separately"
-                )
-    return msgs
-
-
-def _package_versions() -> dict[str, str]:
-    from ... import __version__
-
-    return {
-        "napari_gencal": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
-class Calibration:
+class Calibration(InputChecksMixin, EvaluationMixin, RunRecordMixin):
     """A calibration run of the excursion-set model on 2D sections (method.md §5).
 
     Parameters
@@ -369,72 +237,6 @@ class Calibration:
                 )
             self._start_stage(init, elapsed=0.0)
 
-    # ------------------------------------------------------------------ set-up
-    def _check_init(self, model: Any) -> Any:
-        """A starting model given by the caller (e.g. a trial's best), checked against the run."""
-        if model.kind != "high" or int(model.m) != self.m or int(model.n_phases) != self.k:
-            raise ValueError(
-                f"init_model must be a high-parametric {self.k}-phase model with m = {self.m}, "
-                f"got kind {model.kind!r}, m = {model.m}, {model.n_phases} phases"
-            )
-        if model.phase_map is not None and tuple(model.phase_map.labels) != tuple(
-            self.phase_map.labels
-        ):
-            raise ValueError(
-                f"init_model's phases {list(model.phase_map.labels)} differ from this run's "
-                f"{list(self.phase_map.labels)}"
-            )
-        return model.copy(anisotropy=1.0, length_scale=1.0, kernel_scales={}, metadata={})
-
-    def _check_sections(self, sections: np.ndarray) -> np.ndarray:
-        arr = np.asarray(sections)
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3:
-            raise ValueError(
-                f"sections must be a 2D image (H, W) or a stack (N, H, W), got shape {arr.shape}; "
-                "for a 3D volume use core.phases.as_sections(volume, axis) first"
-            )
-        if arr.dtype.kind not in "iub":
-            raise ValueError(
-                f"sections must hold integer phase indices, got dtype {arr.dtype}; map labels with "
-                "core.phases.to_indices"
-            )
-        if arr.size and (arr.min() < 0 or arr.max() >= self.k):
-            raise ValueError(
-                f"sections hold values {int(arr.min())}..{int(arr.max())}, but phase indices "
-                "must be "
-                f"0..{self.k - 1} for the {self.k} phases of the map; convert labels with "
-                "core.phases.to_indices(image, phase_map)"
-            )
-        arr = arr.astype(np.uint8, copy=False)
-        counts = np.bincount(arr.ravel(), minlength=self.k)
-        absent = [self.phase_map.display_names[i] for i in range(self.k) if counts[i] == 0]
-        if absent:
-            raise ValueError(
-                f"phase(s) {absent} do not occur in the data; an absent phase has no statistics to "
-                "calibrate — check the phase mapping or calibrate with fewer phases"
-            )
-        return np.ascontiguousarray(arr)
-
-    def _resolve_window(self, h: int, w: int) -> int:
-        fit = largest_window(h, w, cap=4096)
-        if fit == 0:
-            raise ValueError(
-                f"the images are {h}×{w} pixels; calibration needs at least "
-                f"{MIN_WINDOW}×{MIN_WINDOW} "
-                "(the discriminator window) — use larger images"
-            )
-        want = self.config.window or 128
-        if want > fit:
-            warnings.warn(
-                f"window {want} does not fit the {h}×{w} images; using {fit}",
-                CalibrationWarning,
-                stacklevel=3,
-            )
-            return fit
-        return want
-
     def _lr_theta(self) -> float:
         c = self.config
         return c.lr_theta_low if self.stage == "low" else c.lr_theta
@@ -619,81 +421,6 @@ class Calibration:
         for group in self.opt_theta.param_groups:
             group["lr"] = lr
 
-    # ------------------------------------------------------------------ evaluation
-    def keep_current_as_best(self) -> float:
-        """Evaluate the current parameters and keep them as the best so far (e.g. a warm start
-        from a trial fit: the run can then only end with something at least as good by the
-        evaluation). Returns the score."""
-        candidate = self._candidate()
-        ev = self.evaluate(candidate)
-        self.last_eval = ev
-        self.best_score = ev["score"]
-        self.best_state = {k: v.detach().clone() for k, v in candidate.state_dict().items()}
-        self.epochs_since_best = 0
-        return float(ev["score"])
-
-    def _candidate(self) -> torch.nn.Module:
-        """The parameters an evaluation judges and early stopping keeps.
-
-        With ``match_fractions`` a copy (the scratch module) of the current parameters whose
-        thresholds give the data's volume fractions exactly; the training module is not touched.
-        Otherwise the training module itself.
-        """
-        if not self.config.match_fractions:
-            return self.module
-        self._scratch.load_state_dict(self.module.state_dict())
-        if be.match_thresholds(self._scratch, self.data_fractions, seed=self.config.seed):
-            return self._scratch
-        return self.module
-
-    @torch.no_grad()
-    def evaluate(
-        self, module: torch.nn.Module | None = None, seed: int | None = None
-    ) -> dict[str, Any]:
-        """Descriptors of hard-threshold sections of the current (or given) model vs the data.
-
-        The sections use a fixed seed at every evaluation (common random numbers), so successive
-        scores differ by the parameters, not by the noise.
-
-        Returns
-        -------
-        dict
-            ``volume_fraction``, ``specific_surface_area`` (per phase, 1/pixel), ``data_…`` of the
-            same, ``score``: ``"paper"`` mean |ΔVF| + mean |ΔS_V|; ``"surface"`` the mean and the
-            worst relative S_V error, averaged; plus ``score_euler`` times the same of the Euler
-            densities' errors relative to the data's components + holes per area. ``seed``:
-            other evaluation sections than the run's fixed ones (for the noise of a score).
-        """
-        module = module or self.module
-        g = torch.Generator(device=self.device)
-        g.manual_seed(self.config.seed + 7919 if seed is None else int(seed))
-        idx = be.hard_sections(module, self.config.eval_sections, self.eval_size, g)
-        vf = be.volume_fractions(idx, self.k)
-        sv = be.surface_areas(idx, self.k)
-        if self.config.score == "surface":
-            # Relative S_V errors, the mean and the worst phase: what the verdict judges (each
-            # phase within 5 %). Volume fractions are left out: with match_fractions they are the
-            # data's in law, and their sampling noise would only blur the choice.
-            rel = np.abs(sv - self.data_sv) / np.maximum(self.data_sv, 1e-12)
-            score = float(0.5 * (rel.mean() + rel.max()))
-        else:
-            score = float(
-                np.mean(np.abs(vf - self.data_fractions)) + np.mean(np.abs(sv - self.data_sv))
-            )
-        euler = be.euler_densities(idx, self.k)
-        if self.config.score_euler > 0:
-            rel_e = np.abs(euler - self.data_euler) / np.maximum(self.data_topology, 1e-12)
-            score += float(self.config.score_euler * 0.5 * (rel_e.mean() + rel_e.max()))
-        return {
-            "volume_fraction": vf.tolist(),
-            "specific_surface_area": sv.tolist(),
-            "euler_density": euler.tolist(),
-            "data_euler_density": self.data_euler.tolist(),
-            "data_volume_fraction": self.data_fractions.tolist(),
-            "data_specific_surface_area": self.data_sv.tolist(),
-            "score": score,
-        }
-
     # ------------------------------------------------------------------ the loop
     def cancel(self) -> None:
         """Ask the running loop to stop after the current step (thread-safe flag)."""
@@ -841,116 +568,6 @@ class Calibration:
             module = self._candidate()
         model = be.model_from_module(module)
         return self._with_metadata(model, module)
-
-    def _with_metadata(self, model: Any, module: torch.nn.Module) -> Any:
-        c = self.config
-        hist = self.stage_history
-        summary: dict[str, Any] = {"steps": len(hist)}
-        for key in ("tppf", "adv", "disc", "total"):
-            vals = [h[key] for h in hist if math.isfinite(h.get(key, float("nan")))]
-            if vals:
-                summary[key] = {"first": vals[0], "last": vals[-1], "min": min(vals)}
-        # A thinned loss curve (≤ 200 points) is enough to judge convergence later.
-        stride = max(1, len(hist) // 200)
-        summary["curve"] = [
-            {
-                k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else None)
-                for k, v in h.items()
-            }
-            for h in hist[::stride]
-        ]
-        desc = self.last_eval if module is self.module and self.best_state is None else None
-        try:
-            desc = desc or self.evaluate(module)
-        except Exception:  # noqa: BLE001 - metadata must never lose the model itself
-            desc = None
-        meta = {
-            "calibration": {
-                "algorithm": c.algorithm,
-                "stage": self.stage,
-                "settings": c.to_dict(),
-                "window": self.window,
-                "section_size": self.section_size,
-                "r_max": self.r_max,
-                "m": self.m,
-                "gamma": self.gamma,
-                "seed": c.seed,
-                "steps": self.step,
-                "best_score": self.best_score,
-                "stop_reason": self._stop_reason,
-                "device": str(self.device),
-            },
-            "data": {
-                "sha256": self.data_sha256,
-                "n_sections": int(self.sections.shape[0]),
-                "section_shape": list(self.sections.shape[1:]),
-            },
-            "descriptors": desc,
-            "loss_history": summary,
-            "versions": _package_versions(),
-        }
-        return be.finish_model(model, self.phase_map, self.voxel_size, self.anisotropy, meta)
-
-    # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, path: str) -> None:
-        """Write everything needed to continue this run step for step."""
-        state = {
-            "config": self.config.to_dict(),
-            "data_sha256": self.data_sha256,
-            "stage": self.stage,
-            "step": self.step,
-            "window": self.window,
-            "r_max": self.r_max,
-            "m": self.m,
-            "model_json": be.model_to_json(be.model_from_module(self.module)),
-            "module": self.module.state_dict(),
-            "opt_theta": self.opt_theta.state_dict(),
-            "disc": None if self.disc is None else self.disc.state_dict(),
-            "opt_disc": None if self.opt_disc is None else self.opt_disc.state_dict(),
-            "g_model": self.g_model.get_state(),
-            "g_real": self.g_real.get_state(),
-            "gamma": self.gamma,
-            "best_state": self.best_state,
-            "best_score": self.best_score,
-            "epochs_since_best": self.epochs_since_best,
-            "last_eval": self.last_eval,
-            "history": self.stage_history,
-            "high_model_json": (
-                be.model_to_json(self.models["high"]) if "high" in self.models else None
-            ),
-            "elapsed": self._elapsed_now(),
-        }
-        save_checkpoint(path, state)
-
-    def _elapsed_now(self) -> float:
-        return self._elapsed_before + float(sum(self._step_times))
-
-    def _restore(self, ck: dict[str, Any]) -> None:
-        for key in ("window", "r_max", "m"):
-            if ck[key] != getattr(self, key):
-                raise ValueError(
-                    f"checkpoint {key}={ck[key]} differs from this run's "
-                    f"{key}={getattr(self, key)}; "
-                    "resume with the same data and settings"
-                )
-        self.stage = ck["stage"]
-        self._start_stage(be.model_from_json(ck["model_json"]), elapsed=float(ck["elapsed"]))
-        self.module.load_state_dict(ck["module"])
-        self.opt_theta.load_state_dict(ck["opt_theta"])
-        if self.disc is not None and ck["disc"] is not None:
-            self.disc.load_state_dict(ck["disc"])
-            self.opt_disc.load_state_dict(ck["opt_disc"])
-        self.g_model.set_state(ck["g_model"])
-        self.g_real.set_state(ck["g_real"])
-        self.step = int(ck["step"])
-        self.gamma = ck["gamma"]
-        self.best_state = ck["best_state"]
-        self.best_score = ck["best_score"]
-        self.epochs_since_best = int(ck["epochs_since_best"])
-        self.stage_history = list(ck["history"])
-        self.last_eval = ck.get("last_eval")
-        if ck.get("high_model_json"):
-            self.models["high"] = be.model_from_json(ck["high_model_json"])
 
 
 def calibrate_sections(
