@@ -160,3 +160,27 @@ def test_a_fib_sem_stack_is_fitted_on_its_grid_and_refuses_non_square_sections()
     assert "in physical units" in half.anisotropy_note
     with pytest.raises(ValueError, match="not square"):
         prepare_data(LabelImage(vol, PM, voxel_size=(1.0, 1.0, 2.0)), axis="z")
+
+
+def test_the_construction_that_made_the_data_wins_the_paired_decision():
+    # Sections made by the paper's rule (tilt 0) and by a tilted plurigaussian rule (0.7 rad),
+    # same fields and fractions: the evaluation score and the paired decision that choose between
+    # candidates (order trials, --continue keeping the better model) must prefer the rule that
+    # made the data, clearly, on common evaluation sections.
+    from napari_gencal.core.calibrate.loop import Calibration
+
+    fr = [0.4, 0.3, 0.3]
+    base = ExcursionModel.default("high", m=4, fractions=fr, width=1.5, phase_map=PM)
+    rules = {t: thresholds_for_fractions(base.copy(tilt=t), fr) for t in (0.0, 0.7)}
+    cfg = tiny(m=4, window=64, eval_sections=4, eval_size=128, score_euler=1.0)
+    for made_by, truth in rules.items():
+        idx = to_indices(generate_sections(truth, 2, 128, seed=1, device="cpu"), PM)
+        scores = {}
+        for tilt, cand in rules.items():
+            cal = Calibration(idx, PM, cfg, init_model=cand)
+            scores[tilt] = np.array([cal.evaluate(cal._candidate(), seed=s)["score"]
+                                     for s in range(4)])  # fmt: skip
+        other = 0.7 if made_by == 0.0 else 0.0
+        win, close, diff, _ = trials_mod.paired_decision(scores[made_by], scores[other])
+        assert win == 0 and not close, (made_by, scores)
+        assert scores[other].mean() > 3 * scores[made_by].mean()
