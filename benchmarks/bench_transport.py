@@ -4,9 +4,9 @@ For each 3D case of ``bench_generalisation.py`` whose model file exists in ``--m
 models a default calibration wrote), the central crop of the data (``--side``, default 128³) and
 ``--realizations`` twins of the same shape are solved with TauFactor along z, y and x for every
 phase; the table gives τ of the data, the twins' mean and spread, the relative error, and whether
-the phase percolates in each. Target: τ within 15 % (or within the twins' own spread) along every
-axis, percolation agreeing. The percolating fraction (share of a phase in clusters joining both
-faces) is listed too.
+the phase percolates in each. Target (issue 16): τ within 15 % along every axis, percolation
+agreeing; three twins' spread is printed beside it, not counted (its estimate is too noisy).
+The percolating fraction (share of a phase in clusters joining both faces) is listed too.
 
 Usage::
 
@@ -82,7 +82,7 @@ def run_case(name: str, models: Path, side: int, n: int, seed: int) -> dict:
             sd = float(fin.std(ddof=1)) if fin.size > 1 else 0.0
             err = mean / d_tau - 1 if math.isfinite(d_tau) and math.isfinite(mean) else None
             agree = d_perc == (2 * m_perc > n)
-            ok = agree and (err is None or abs(err) <= 0.15 or abs(mean - d_tau) <= 2 * sd)
+            ok = agree and (err is None or abs(err) <= 0.15)
             rows.append({
                 "phase": int(model.phase_map.labels[i]), "axis": "zyx"[ax],
                 "tau_data": d_tau, "tau_twin": mean, "tau_twin_sd": sd, "error": err,
