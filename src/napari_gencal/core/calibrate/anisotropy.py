@@ -178,6 +178,21 @@ def chord_ratios(volume_indices: np.ndarray, k: int, axis: int = 0) -> np.ndarra
     return out
 
 
+def _realization_shape(vol: np.ndarray, model: Any, b: float) -> tuple[int, int, int]:
+    """Realizations that hold about eight of the coarsest phase's in-plane chords per side (in
+    the model's units), stretched by ``b`` along the stack axis, within 48–192 voxels."""
+    from ..descriptors import mean_chord_length
+
+    k = int(model.n_phases)
+    plane = max(
+        0.5 * (mean_chord_length(vol, i, axis=1, n_phases=k)
+               + mean_chord_length(vol, i, axis=2, n_phases=k))
+        for i in range(k)
+    ) * float(model.length_scale)  # fmt: skip
+    n = int(np.clip(8 * plane, 64, 160))
+    return int(np.clip(8 * plane * b, 48, 192)), n, n
+
+
 def fit_anisotropy_to_model(
     volume_indices: np.ndarray,
     model: Any,
@@ -227,7 +242,6 @@ def fit_anisotropy_to_model(
     """
     from scipy.optimize import minimize_scalar
 
-    from ..descriptors import mean_chord_length
     from ..generate import generate
     from ..phases import to_indices
 
@@ -242,13 +256,7 @@ def fit_anisotropy_to_model(
     b0 = float(np.exp(np.mean(target[ok]))) if b_start is None else float(b_start)
     b0 = float(np.clip(b0, *b_range))
     if shape is None:
-        plane = max(
-            0.5 * (mean_chord_length(vol, i, axis=1, n_phases=k)
-                   + mean_chord_length(vol, i, axis=2, n_phases=k))
-            for i in range(k)
-        ) * float(model.length_scale)  # fmt: skip
-        n = int(np.clip(8 * plane, 64, 160))
-        shape = (int(np.clip(8 * plane * b0, 48, 192)), n, n)
+        shape = _realization_shape(vol, model, b0)
 
     def objective(log_b: float) -> float:
         mdl = model.copy(anisotropy=float(np.exp(log_b)))
@@ -340,7 +348,6 @@ def fit_field_anisotropy(
     record : dict
         What was fitted and the ratios reached, for the model file.
     """
-    from ..descriptors import mean_chord_length
 
     vol = np.asarray(volume_indices)
     k = int(model.n_phases)
@@ -350,13 +357,7 @@ def fit_field_anisotropy(
         target = np.log(chord_ratios(vol, k))
     ok = np.isfinite(target)
     groups = FIELD_GROUPS[k]
-    plane = max(
-        0.5 * (mean_chord_length(vol, i, axis=1, n_phases=k)
-               + mean_chord_length(vol, i, axis=2, n_phases=k))
-        for i in range(k)
-    ) * float(model.length_scale)  # fmt: skip
-    n = int(np.clip(8 * plane, 64, 160))
-    shape = (int(np.clip(8 * plane * b0, 48, 192)), n, n)
+    shape = _realization_shape(vol, model, b0)
     base = model.copy(anisotropy=b0, anisotropy_fields={})
     lb = np.full(len(groups), np.log(b0))
 
