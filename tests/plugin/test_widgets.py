@@ -18,9 +18,9 @@ TIMEOUT = 120_000  # ms; generous for a loaded 2-core CI machine, never a timing
 
 @pytest.fixture(autouse=True)
 def _fresh_session(monkeypatch):
-    from napari_gencal._widgets import _calibration
+    from napari_gencal._widgets import _calibration_job
 
-    monkeypatch.setattr(_calibration, "PREVIEW_MIN", 32)  # tiny previews keep the tests fast
+    monkeypatch.setattr(_calibration_job, "PREVIEW_MIN", 32)  # tiny previews keep the tests fast
     session.clear()
     yield
     session.clear()
