@@ -184,3 +184,17 @@ def test_the_construction_that_made_the_data_wins_the_paired_decision():
         win, close, diff, _ = trials_mod.paired_decision(scores[made_by], scores[other])
         assert win == 0 and not close, (made_by, scores)
         assert scores[other].mean() > 3 * scores[made_by].mean()
+
+
+def test_continue_from_a_missing_model_says_so(tmp_path, capsys):
+    import tifffile
+
+    from napari_gencal.cli import main
+
+    img = np.random.default_rng(0).integers(0, 3, (64, 64)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "img.tif", img)
+    rc = main(["calibrate", str(tmp_path / "img.tif"), "--phases", "0,1,2", "--out",
+               str(tmp_path / "m.json"), "--continue", str(tmp_path / "none.json")])  # fmt: skip
+    assert rc == 2
+    assert "no such model file" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()

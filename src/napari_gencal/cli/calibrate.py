@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -164,6 +165,11 @@ def run(args: argparse.Namespace) -> int:
     if args.continue_from:
         from ..core.model import ExcursionModel
 
+        if not os.path.isfile(args.continue_from):
+            raise CLIError(
+                f"--continue {args.continue_from}: no such model file; give the .gencal.json "
+                "that an earlier `gencal calibrate --out` wrote"
+            )
         previous = ExcursionModel.load(args.continue_from)
     elif args.remedy:
         raise CLIError("--remedy goes with --continue MODEL")
