@@ -114,6 +114,16 @@ def test_correlation_range_ignores_a_weak_plateau_but_not_an_oscillation():
     assert correlation_range(np.full(5, 0.5)) is None
 
 
+def test_correlation_range_ignores_a_drift_that_has_not_come_back_by_the_end():
+    # Settled at 3, then a slow rise past 2·0.01 to the end of the range (a trend across the
+    # image): r0 stays 3, where the old rule gave None (r_max at the cap).
+    drift = np.array([0.2, 0.05, 0.02, 0.009, 0.012, 0.018, 0.021, 0.024, 0.026])
+    assert correlation_range(drift) == 3
+    # An oscillation that came back is still honoured even when a drift follows it.
+    both = np.array([0.2, 0.009, 0.03, 0.005, 0.004, 0.021, 0.025, 0.03])
+    assert correlation_range(both) == 3
+
+
 def test_too_small_images_are_refused_with_the_size_needed():
     # A 128² image of ~60 px particles cannot show how its structure repeats.
     img = blobs(14.0, (1, 128, 128), seed=5, fractions=(0.5, 0.3))

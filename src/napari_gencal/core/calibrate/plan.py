@@ -145,10 +145,15 @@ def correlation_range(deviation: np.ndarray, tol: float = SETTLE_TOL) -> int | N
     """The distance at which the TPPFs have settled, from ``max_ij |C_ij(r) − φ_iφ_j|``.
 
     The first r at which every curve is within ``tol``; when some curve later leaves ``2·tol``
-    (a damped oscillation, as in packings), the smallest r from which all stay within ``2·tol``.
-    A weak long-range offset within ``2·tol`` — tiling artefacts, slow gradients — does not push
-    r0 out to the image size (SEM_hr_input.tif: within 0.01 at r = 22, a plateau of 0.012–0.014
-    beyond, which the "stays within" rule of method.md §4 turns into r_max = 100).
+    and comes back (a damped oscillation, as in packings), the smallest r from which all stay
+    within ``2·tol``. A weak long-range offset within ``2·tol`` — tiling artefacts, slow
+    gradients — does not push r0 out to the image size (SEM_hr_input.tif: within 0.01 at r = 22,
+    a plateau of 0.012–0.014 beyond, which the "stays within" rule of method.md §4 turns into
+    r_max = 100), and neither does a departure that has not come back by the end of the range:
+    a drift across the image (a 256² crop of the same SEM image: within 0.01 at r = 20, then a
+    slow rise to 0.026 at r = 64, four to five times the curves' sampling error there), which no
+    kernel of a stationary model can carry. The old rule put r_max at the quarter-side cap, 64,
+    and the calibration missed S_V by 17 % and chords by 27 %.
 
     Returns
     -------
@@ -160,11 +165,15 @@ def correlation_range(deviation: np.ndarray, tol: float = SETTLE_TOL) -> int | N
     if inside.size == 0:
         return None
     first = int(inside[0])
-    later = np.flatnonzero(dev[first:] > 2 * tol)
+    above = dev[first:] > 2 * tol
+    if above.size and above[-1]:
+        # The last departure runs to the end of the range: a drift, not a correlation.
+        back = np.flatnonzero(~above)
+        above = above[: int(back[-1]) + 1]
+    later = np.flatnonzero(above)
     if later.size == 0:
         return first
-    r = first + int(later[-1]) + 1
-    return r if r < dev.size else None
+    return first + int(later[-1]) + 1
 
 
 def measure_structure(
