@@ -461,7 +461,7 @@ def test_cli_writes_csv_and_plot_and_refuses_overwrite(tmp_path, capsys):
 
 
 def test_shape_inference_and_batch_chunking(monkeypatch):
-    import napari_gencal.core.tppf as tppf_mod
+    import napari_gencal.core.tppf._fft as tppf_mod
 
     rng = np.random.default_rng(16)
     vol = torch.tensor(_one_hot_np(rng.integers(0, 3, (6, 7, 8)), 3))
@@ -477,7 +477,7 @@ def test_shape_inference_and_batch_chunking(monkeypatch):
 
 
 def test_scipy_and_torch_fft_backends_agree(monkeypatch):
-    import napari_gencal.core.tppf as tppf_mod
+    import napari_gencal.core.tppf._fft as tppf_mod
 
     rng = np.random.default_rng(17)
     for shape, r in [((3, 30, 31), 6), ((3, 12, 13, 14), 3)]:
