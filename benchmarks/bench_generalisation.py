@@ -176,6 +176,12 @@ def _rows(d_data: dict, d_model: dict, dirs: tuple[str, ...], plane: tuple[str, 
     return rows
 
 
+def _flat(model):
+    """The model whose z-normal sections are the data's: a stretch along z does not show in
+    them (dropped), a 2D model's stretch along x (in-plane anisotropy) does (kept)."""
+    return model if model.anisotropy_axis != 0 else model.copy(anisotropy=1.0)
+
+
 def evaluate(name: str, model_path: Path, image_path: Path) -> dict:
     """Independent check of a calibrated model against its data (not the stored verdict).
 
@@ -219,7 +225,7 @@ def evaluate(name: str, model_path: Path, image_path: Path) -> dict:
         sec = idx if idx.ndim == 3 else idx[None]
         size = min(min(sec.shape[1:]), 1024)
         n = int(min(64, max(10, -(-4 * 1024**2 // size**2))))  # four 1024² images' worth
-        gen = generate_sections(coarse.copy(anisotropy=1.0), n, size, seed=99, device="cpu")
+        gen = generate_sections(_flat(coarse), n, size, seed=99, device="cpu")
         d_data = _describe(sec, pm, True)
         d_model = _describe(to_indices(gen, pm), pm, True)
         data_shape = f"{sec.shape[1]}×{sec.shape[2]}"
@@ -243,7 +249,7 @@ def evaluate(name: str, model_path: Path, image_path: Path) -> dict:
         sec = full if full.ndim == 3 else full[None]
         sec = sec[:: max(1, sec.shape[0] // 16)]
         size = min(min(sec.shape[1:]), 1024 * factor)
-        gen = generate_sections(model.copy(anisotropy=1.0), 4, size, seed=98, device="cpu")
+        gen = generate_sections(_flat(model), 4, size, seed=98, device="cpu")
         out["native"] = _rows(_describe(sec, pm, True), _describe(to_indices(gen, pm), pm, True),
                               ("y", "x"), ("y", "x"))  # fmt: skip
     judged = [r for r in out["rows"] if r[5] is not None]

@@ -96,3 +96,39 @@ def test_resuming_keeps_the_checkpoint_phase_order(sections, tmp_path):
     other = np.where(sections == 30, 40, sections).astype(np.uint8)
     with pytest.raises(ValueError, match="calibrated on phases"):
         CalibrationPipeline(prepare_data(other, "10,20,40"), tiny(), resume=str(ck))
+
+
+def _stretched_image(b: float) -> np.ndarray:
+    """A two-phase section of a known model stretched by ``b`` along x (model axis 2)."""
+    fr = [0.45, 0.55]
+    m = ExcursionModel.default("high", m=8, n_phases=2, fractions=fr, width=3.0,
+                               phase_map=PhaseMap((1, 2)))  # fmt: skip
+    m = thresholds_for_fractions(m, fr).copy(anisotropy=b, anisotropy_axis=2)
+    return generate_sections(m, 1, 384, seed=5, device="cpu")[0]
+
+
+def test_inplane_stretch_of_2d_sections_is_recovered_and_isotropic_ones_are_left_alone():
+    from napari_gencal.core.calibrate.data import inplane_stretch
+
+    img = _stretched_image(1.6)
+    b, note = inplane_stretch(img[None] - 1, 2)
+    # Eq. 40 between x and y on one 384² section: within the 5 % that its chords' noise allows
+    assert b == pytest.approx(1.6, rel=0.05) and "along x" in note
+    iso = _stretched_image(1.0)
+    assert inplane_stretch(iso[None] - 1, 2) == (1.0, "")
+    assert prepare_data(iso, "1,2").inplane_b == 1.0
+    assert prepare_data(img, "1,2", fit_b=False).inplane_b == 1.0
+
+
+def test_a_2d_run_on_anisotropic_sections_calibrates_and_keeps_the_stretch_along_x():
+    img = _stretched_image(1.6)
+    data = prepare_data(img, "1,2")
+    assert data.inplane_b == pytest.approx(1.6, rel=0.05)
+    pipe = CalibrationPipeline(data, tiny())
+    run(pipe)
+    model = pipe.result
+    assert model.anisotropy_axis == 2 and model.anisotropy == pytest.approx(data.inplane_b)
+    assert model.metadata["anisotropy"]["in_plane_x_over_y"] == pytest.approx(data.inplane_b)
+    # the engine trained the stretched model (not a stretch added afterwards)
+    assert pipe.engine.module.anisotropy == pytest.approx(data.inplane_b)
+    assert pipe.engine.module.anisotropy_axis == 2

@@ -71,7 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --continue: this remedy instead of the verdict's first",
     )  # fmt: skip
     p.add_argument(
-        "--no-anisotropy", action="store_true", help="do not fit b from a 3D stack (keep b = 1)"
+        "--no-anisotropy",
+        action="store_true",
+        help="do not fit b from a 3D stack nor the stretch of a 2D image (keep b = 1)",
     )
     p.add_argument(
         "--keep-order",

@@ -38,6 +38,9 @@ class PreparedData:
     b_fitted : bool
         b was fitted from the stack (False for 2D data, ``fit_b=False``, or a stack too thin
         along the axis to show a chord: then ``anisotropy_note`` says why).
+    inplane_b : float
+        2D data whose y and x chords differ (:func:`inplane_stretch`): the model's stretch along
+        x (model axis 2), applied during the calibration and kept in the model; 1.0 otherwise.
     """
 
     sections: np.ndarray
@@ -50,6 +53,7 @@ class PreparedData:
     axis: int = 0
     axis_note: str = ""
     b_fitted: bool = False
+    inplane_b: float = 1.0
 
 
 #: Sections whose two in-plane directions' mean chords differ by at most this (relative, worst
@@ -86,6 +90,49 @@ def plane_anisotropy(volume: np.ndarray, k: int) -> np.ndarray:
             rel = np.abs(ch[:, p] - ch[:, q]) / (0.5 * (ch[:, p] + ch[:, q]))
         out[a] = float(np.nanmax(rel)) if np.isfinite(rel).any() else np.inf
     return out
+
+
+def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
+    """2D data: the stretch b along x that makes the sections' x chords match their y chords.
+
+    A model isotropic within its sections cannot show sections whose mean chords along y and x
+    differ (composite_resized.npy: x chords 1.2–1.3× the y chords, and the twin missed a phase's
+    x chords by 19 % while its y chords fitted). Where the worst phase's y/x difference exceeds
+    :data:`PLANE_ISOTROPY` (the rule that chooses a stack's section axis), b is fitted as Eq. 40
+    fits the z stretch of a stack — ``argmin_b Σ_i ∫ (F_i^x(ℓ) − F_i^y(ℓ / b))² dℓ`` — and the
+    model is stretched by b along x, during the calibration (its radial TPPFs and discriminator
+    windows then see the same anisotropic sections as the data's) and in the model file.
+
+    Parameters
+    ----------
+    sections : ndarray
+        Phase indices ``(N, H, W)`` (the image's y and x are H and W).
+    k : int
+        Number of phases.
+
+    Returns
+    -------
+    (b, note)
+        ``b`` = 1.0 and an empty note for sections whose directions agree.
+    """
+    from .anisotropy import B_RANGE, anisotropy_distance, chord_cdf
+
+    sec = np.asarray(sections)
+    aniso = plane_anisotropy(sec, k)[0]
+    if not np.isfinite(aniso) or aniso <= PLANE_ISOTROPY:
+        return 1.0, ""
+    max_len = max(sec.shape[1:])
+    fy = [chord_cdf(sec == i, 1, max_len) for i in range(k)]
+    fx = [chord_cdf(sec == i, 2, max_len) for i in range(k)]
+    if any(f[-1] == 0 for f in fy + fx):
+        return 1.0, ""
+    grid = np.exp(np.linspace(np.log(B_RANGE[0]), np.log(B_RANGE[1]), 97))
+    b = float(grid[int(np.argmin([anisotropy_distance(g, fx, fy) for g in grid]))])
+    return b, (
+        f"in-plane anisotropy: the mean chords along y and x differ by up to "
+        f"{100 * aniso:.0f} %; x chords are {b:.3f}× the y chords (Eq. 40 between x and y), so "
+        "the model is stretched by that factor along x"
+    )
 
 
 def choose_axis(volume: np.ndarray, k: int) -> tuple[int, str]:
@@ -139,7 +186,8 @@ def prepare_data(
         unless the x–y planes are anisotropic and another axis's planes are not, see
         :func:`choose_axis`). The model is stretched along it.
     fit_b : bool
-        For a stack: fit the anisotropy factor b along the section normal (Eq. 40).
+        For a stack: fit the anisotropy factor b along the section normal (Eq. 40). For a 2D
+        image whose y and x chords differ: fit its in-plane stretch (:func:`inplane_stretch`).
     voxel_size : float or tuple, optional
         Overrides the image's voxel size.
 
@@ -198,13 +246,17 @@ def prepare_data(
                 "(--axis), or resample the image to square pixels first"
             )
     sections = np.ascontiguousarray(as_sections(idx, ax if idx.ndim == 3 else axis))
+    inplane_b = 1.0
+    if idx.ndim == 2 and fit_b:
+        inplane_b, note = inplane_stretch(sections, pm.n_phases)
     model_vs: tuple[float, ...] | None = None
     if vs is not None:
         model_vs = tuple(float(v) for v in vs)
         if len(model_vs) == 2:  # a 2D image: isotropic pixels assumed for the 3D model
             model_vs = (model_vs[0], *model_vs)
     return PreparedData(
-        sections, pm, model_vs, sha256_of_array(labels), b, note, volume, ax, axis_note, fitted
+        sections, pm, model_vs, sha256_of_array(labels), b, note, volume, ax, axis_note, fitted,
+        inplane_b,
     )
 
 

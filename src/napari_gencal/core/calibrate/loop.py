@@ -74,6 +74,10 @@ class Calibration(InputChecksMixin, EvaluationMixin, RunRecordMixin):
     init_model : ExcursionModel, optional
         Start from these parameters (a high-parametric model of this run's m and phase order,
         e.g. the best of a trial fit) instead of the data-driven initialization.
+    section_stretch : float
+        Stretch of the model along x (its axis 2, in the sections' plane) held fixed during the
+        calibration: sections whose y and x chords differ
+        (:func:`~napari_gencal.core.calibrate.data.inplane_stretch`). 1.0: isotropic sections.
     resume : str or path, optional
         Checkpoint to continue from. Its settings are used; of ``config`` only the budget
         (``max_epochs``, ``time_limit``, ``patience``, ``checkpoint``, ``checkpoint_every``) applies
@@ -135,6 +139,7 @@ class Calibration(InputChecksMixin, EvaluationMixin, RunRecordMixin):
         anisotropy: float = 1.0,
         resume: str | None = None,
         init_model: Any = None,
+        section_stretch: float = 1.0,
     ) -> None:
         ckpt = load_checkpoint(resume) if resume is not None else None
         if ckpt is not None:
@@ -213,6 +218,7 @@ class Calibration(InputChecksMixin, EvaluationMixin, RunRecordMixin):
         self.eval_size = config.eval_size or self.section_size
         self.history: list[dict[str, float]] = []
         self.models: dict[str, Any] = {}
+        self.section_stretch = float(section_stretch)
         self._cancel = False
         self._stop_reason: str | None = None
         if ckpt is not None:
@@ -249,7 +255,13 @@ class Calibration(InputChecksMixin, EvaluationMixin, RunRecordMixin):
         """Fresh optimizers, counters and random streams for a stage (high or low)."""
         c = self.config
         stage_seed = c.seed + (1000 if self.stage == "low" else 0)
-        self.module = be.module_from_model(model, self.device, c.learn_truncation)
+        if self.section_stretch != 1.0:
+            # Sections whose y and x chords differ: the model is trained stretched along x.
+            model = model.copy(anisotropy=self.section_stretch, anisotropy_axis=2,
+                               anisotropy_fields={})  # fmt: skip
+        self.module = be.module_from_model(
+            model, self.device, c.learn_truncation, keep_inplane=self.section_stretch != 1.0
+        )
         self._scratch = copy.deepcopy(self.module)
         self.opt_theta = torch.optim.Adam(
             self.module.parameters(), lr=self._lr_theta(), betas=c.betas

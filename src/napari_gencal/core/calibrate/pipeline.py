@@ -231,6 +231,7 @@ class CalibrationPipeline:
                 anisotropy=1.0,
                 resume=resume,
                 init_model=init,
+                section_stretch=self.data.inplane_b if self.data.volume is None else 1.0,
             )
         msgs = []
         for w in caught:
@@ -476,10 +477,19 @@ class CalibrationPipeline:
             meta["order_switch"] = self.switch_record
         if self.data.b_fitted:
             meta["anisotropy"] = {"eq40_data_only": self.data.anisotropy}
+        b, axis = (self.data.anisotropy if self.data.b_fitted else 1.0), self.data.axis
+        if self.data.volume is None and self.data.inplane_b != 1.0:
+            # 2D sections with y and x chords that differ: the stretch along x the model was
+            # calibrated with (data.inplane_stretch).
+            b, axis = self.data.inplane_b, 2
+            meta["anisotropy"] = {
+                "in_plane_x_over_y": self.data.inplane_b,
+                "method": "Eq. 40 between the image's x and y chords",
+            }
         return model.copy(
             length_scale=float(self.plan.factor) * float(model.length_scale),
-            anisotropy=self.data.anisotropy if self.data.b_fitted else 1.0,
-            anisotropy_axis=self.data.axis,
+            anisotropy=b,
+            anisotropy_axis=axis,
             metadata=meta,
         )
 
