@@ -177,9 +177,9 @@ def _rows(d_data: dict, d_model: dict, dirs: tuple[str, ...], plane: tuple[str, 
 
 
 def _flat(model):
-    """The model whose z-normal sections are the data's: a stretch along z does not show in
-    them (dropped), a 2D model's stretch along x (in-plane anisotropy) does (kept)."""
-    return model if model.anisotropy_axis != 0 else model.copy(anisotropy=1.0)
+    """The model whose z-normal sections are a 2D data set's: a stretch along z does not show
+    in them (dropped), a stretch within the sections (``axis_stretch``) does (kept)."""
+    return model.copy(anisotropy=1.0)
 
 
 def evaluate(name: str, model_path: Path, image_path: Path) -> dict:

@@ -125,11 +125,11 @@ def test_2d_check_keeps_a_stretch_along_x_in_the_sections():
     # A 2D model calibrated on sections whose x chords are longer (data.inplane_stretch) is
     # stretched along x; its sections show it, so it is judged with the stretch, and the same
     # model without it does not fit those sections.
-    model = truth(1.5).copy(anisotropy=1.6, anisotropy_axis=2)
+    model = truth(1.5).copy(axis_stretch=(1.0, 1.0, 1.6))
     data = to_indices(generate_sections(model, 4, 128, seed=1, device="cpu"), PM)
     ok = check_fit(model, data, n_sections=6, seed=3)
     assert ok.fits, ok.table()
-    iso = check_fit(model.copy(anisotropy=1.0), data, n_sections=6, seed=3)
+    iso = check_fit(model.copy(axis_stretch=(1.0, 1.0, 1.0)), data, n_sections=6, seed=3)
     # the data's y and x chords differ, so chords are judged by their y/x mean: too short
     chord_rows = [r for r in iso.rows if r["descriptor"] == "mean_chord_length" and not r["ok"]]
     assert not iso.fits and chord_rows and all(r["error"] < -0.1 for r in chord_rows)

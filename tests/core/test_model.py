@@ -48,7 +48,7 @@ def test_json_round_trip_is_lossless(tmp_path, kind):
     assert back.to_dict() == model.to_dict()  # floats compared exactly
     assert back.phase_map == model.phase_map
     d = json.loads(p.read_text())
-    assert d["format"] == "napari-gencal-model" and d["format_version"] == 3
+    assert d["format"] == "napari-gencal-model" and d["format_version"] == 4
     assert d["length_scale"] == 1.7
     with pytest.raises(FileExistsError):
         model.save(p)
@@ -242,3 +242,23 @@ def test_kernel_scales_on_every_kernel_equal_the_length_scale():
                               generate(m, (12, 16, 16), seed=4, device="cpu"))  # fmt: skip
     with pytest.raises(ValueError, match="unknown kernel"):
         m.copy(kernel_scales={"X9": 2.0}).validate()
+
+
+def test_axis_stretch_scales_its_axis_round_trips_and_old_files_read_without_it(tmp_path):
+    m = _random_model("high").copy(anisotropy=1.5, anisotropy_axis=0, length_scale=2.0,
+                                   axis_stretch=(1.0, 1.0, 0.5))  # fmt: skip
+    assert m.kernel_scale("X1") == (3.0, 2.0, 1.0)
+    assert m.scale == (3.0, 2.0, 1.0)
+    # the kernel's support along x follows the stretch
+    k = m.kernel3d("X1")
+    assert k.shape[2] < k.shape[1]
+    back = ExcursionModel.load(m.save(tmp_path / "s.json"))
+    assert back.axis_stretch == (1.0, 1.0, 0.5)
+    d = m.to_dict()
+    d["format_version"] = 3
+    del d["axis_stretch"]
+    p = tmp_path / "v3.json"
+    p.write_text(json.dumps(d))
+    assert ExcursionModel.load(p).axis_stretch == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="axis_stretch"):
+        m.copy(axis_stretch=(1.0, 0.0, 1.0)).validate()

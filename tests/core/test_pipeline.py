@@ -103,7 +103,7 @@ def _stretched_image(b: float) -> np.ndarray:
     fr = [0.45, 0.55]
     m = ExcursionModel.default("high", m=8, n_phases=2, fractions=fr, width=3.0,
                                phase_map=PhaseMap((1, 2)))  # fmt: skip
-    m = thresholds_for_fractions(m, fr).copy(anisotropy=b, anisotropy_axis=2)
+    m = thresholds_for_fractions(m, fr).copy(axis_stretch=(1.0, 1.0, b))
     return generate_sections(m, 1, 384, seed=5, device="cpu")[0]
 
 
@@ -113,7 +113,7 @@ def test_inplane_stretch_of_2d_sections_is_recovered_and_isotropic_ones_are_left
     img = _stretched_image(1.6)
     b, note = inplane_stretch(img[None] - 1, 2)
     # Eq. 40 between x and y on one 384² section: within the 5 % that its chords' noise allows
-    assert b == pytest.approx(1.6, rel=0.05) and "along x" in note
+    assert b == pytest.approx(1.6, rel=0.05) and "sections' x" in note
     iso = _stretched_image(1.0)
     assert inplane_stretch(iso[None] - 1, 2) == (1.0, "")
     assert prepare_data(iso, "1,2").inplane_b == 1.0
@@ -127,8 +127,26 @@ def test_a_2d_run_on_anisotropic_sections_calibrates_and_keeps_the_stretch_along
     pipe = CalibrationPipeline(data, tiny())
     run(pipe)
     model = pipe.result
-    assert model.anisotropy_axis == 2 and model.anisotropy == pytest.approx(data.inplane_b)
-    assert model.metadata["anisotropy"]["in_plane_x_over_y"] == pytest.approx(data.inplane_b)
+    assert model.axis_stretch == pytest.approx((1.0, 1.0, data.inplane_b))
+    assert model.anisotropy == 1.0 and model.anisotropy_axis == 0
+    assert model.metadata["in_plane_stretch"]["x_over_y"] == pytest.approx(data.inplane_b)
     # the engine trained the stretched model (not a stretch added afterwards)
-    assert pipe.engine.module.anisotropy == pytest.approx(data.inplane_b)
-    assert pipe.engine.module.anisotropy_axis == 2
+    assert pipe.engine.module.axis_stretch == pytest.approx((1.0, 1.0, data.inplane_b))
+
+
+def test_a_stack_whose_sections_are_anisotropic_gets_the_stretch_on_the_right_data_axis():
+    from napari_gencal.core.calibrate.pipeline import section_stretch_of
+
+    # sections normal to x (axis 2) have (z, y) as (rows, columns): their x is the data's y
+    assert section_stretch_of(2, 0.5) == (1.0, 0.5, 1.0)
+    assert section_stretch_of(0, 0.5) == (1.0, 1.0, 0.5)
+    assert section_stretch_of(1, 2.0) == (1.0, 1.0, 2.0)
+    fr = [0.45, 0.55]
+    m = ExcursionModel.default("high", m=6, n_phases=2, fractions=fr, width=2.0,
+                               phase_map=PhaseMap((1, 2)))  # fmt: skip
+    m = thresholds_for_fractions(m, fr).copy(axis_stretch=(1.0, 1.0, 1.8))
+    from napari_gencal.core.generate import generate
+
+    vol = generate(m, (64, 96, 96), seed=2, device="cpu")
+    data = prepare_data(vol, "1,2", axis="z")
+    assert data.inplane_b == pytest.approx(1.8, rel=0.08)

@@ -506,10 +506,12 @@ def check_fit(
     # with blocks, at one pixel per block: the model at length scale s / f has exactly the law of
     # its full-resolution realizations sampled every f-th pixel.
     coarse = model.copy(length_scale=model.length_scale / f) if f > 1 else model
-    # A stretch along the section normal does not change the sections; a 2D model's stretch along
-    # x (calibrated on sections whose y and x chords differ: data.inplane_stretch) does.
-    inplane = volume is None and int(model.anisotropy_axis) != 0
-    flat = coarse if inplane else coarse.copy(anisotropy=1.0)
+    # A stretch along the section normal does not change the sections; one along the sections' x
+    # (sections whose y and x chords differ: data.inplane_stretch) does, in the sections' frame.
+    normal = int(model.anisotropy_axis)
+    x_axis = [a for a in range(3) if a != normal][-1]
+    flat = coarse.copy(anisotropy=1.0, anisotropy_fields={},
+                       axis_stretch=(1.0, 1.0, float(model.axis_stretch[x_axis])))  # fmt: skip
     gen = generate_sections(flat, n_sections, size, seed=seed, device=device)
     gen_idx = to_indices(gen, pm) if pm is not None else gen - 1
     d2 = describe(sec, pm, include=include, sections=True, allow_absent=True)

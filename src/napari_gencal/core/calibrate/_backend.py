@@ -86,20 +86,14 @@ def euler_loss(fake: torch.Tensor, data_euler: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------------- model
 def module_from_model(
-    model: ExcursionModel,
-    device: torch.device,
-    learn_truncation: bool = False,
-    keep_inplane: bool = False,
+    model: ExcursionModel, device: torch.device, learn_truncation: bool = False
 ) -> ExcursionModule:
-    """Differentiable module; calibration is isotropic at the working resolution (b and the length
-    scale are applied to the result only) — except, with ``keep_inplane``, a stretch along x (axis
-    2) that 2D sections with different y and x chords need during the calibration itself."""
-    b = 1.0
-    if keep_inplane and int(model.anisotropy_axis) == 2:
-        b = float(model.anisotropy)
+    """Differentiable module; calibration is isotropic along the section normal at the working
+    resolution (b and the length scale are applied to the result only). A stretch within the
+    sections (``axis_stretch``) stays: the sections show it."""
     iso = (
-        model.copy(anisotropy=b, length_scale=1.0, kernel_scales={}, anisotropy_fields={})
-        if (model.anisotropy, model.length_scale) != (b, 1.0)
+        model.copy(anisotropy=1.0, length_scale=1.0, kernel_scales={}, anisotropy_fields={})
+        if (model.anisotropy, model.length_scale) != (1.0, 1.0)
         or model.kernel_scales
         or model.anisotropy_fields
         else model

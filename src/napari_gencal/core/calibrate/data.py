@@ -39,8 +39,9 @@ class PreparedData:
         b was fitted from the stack (False for 2D data, ``fit_b=False``, or a stack too thin
         along the axis to show a chord: then ``anisotropy_note`` says why).
     inplane_b : float
-        2D data whose y and x chords differ (:func:`inplane_stretch`): the model's stretch along
-        x (model axis 2), applied during the calibration and kept in the model; 1.0 otherwise.
+        Sections whose y and x chords differ (:func:`inplane_stretch`): the model's stretch along
+        the sections' x, applied during the calibration and kept in the model (``axis_stretch``);
+        1.0 otherwise.
     """
 
     sections: np.ndarray
@@ -93,7 +94,7 @@ def plane_anisotropy(volume: np.ndarray, k: int) -> np.ndarray:
 
 
 def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
-    """2D data: the stretch b along x that makes the sections' x chords match their y chords.
+    """The stretch b along the sections' x that makes their x chords match their y chords.
 
     A model isotropic within its sections cannot show sections whose mean chords along y and x
     differ (composite_resized.npy: x chords 1.2–1.3× the y chords, and the twin missed a phase's
@@ -101,7 +102,10 @@ def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
     :data:`PLANE_ISOTROPY` (the rule that chooses a stack's section axis), b is fitted as Eq. 40
     fits the z stretch of a stack — ``argmin_b Σ_i ∫ (F_i^x(ℓ) − F_i^y(ℓ / b))² dℓ`` — and the
     model is stretched by b along x, during the calibration (its radial TPPFs and discriminator
-    windows then see the same anisotropic sections as the data's) and in the model file.
+    windows then see the same anisotropic sections as the data's) and in the model file
+    (``axis_stretch``). For a stack the sections normal to its section axis are measured: a
+    stack with three different chord lengths (the tortuosity benchmark volume) has no isotropic
+    planes, and b along the normal cannot make up for that.
 
     Parameters
     ----------
@@ -130,8 +134,8 @@ def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
     b = float(grid[int(np.argmin([anisotropy_distance(g, fx, fy) for g in grid]))])
     return b, (
         f"in-plane anisotropy: the mean chords along y and x differ by up to "
-        f"{100 * aniso:.0f} %; x chords are {b:.3f}× the y chords (Eq. 40 between x and y), so "
-        "the model is stretched by that factor along x"
+        f"{100 * aniso:.0f} %; the sections' x chords are {b:.3f}× their y chords (Eq. 40 "
+        "between x and y), so the model is stretched by that factor along the sections' x"
     )
 
 
@@ -247,8 +251,13 @@ def prepare_data(
             )
     sections = np.ascontiguousarray(as_sections(idx, ax if idx.ndim == 3 else axis))
     inplane_b = 1.0
-    if idx.ndim == 2 and fit_b:
-        inplane_b, note = inplane_stretch(sections, pm.n_phases)
+    if fit_b:
+        # Sections whose two directions differ even on the best axis (a stack with three
+        # different chord lengths; an image elongated along x): a stretch along their x.
+        view_sections = sections if idx.ndim == 2 else as_sections(analysis_view(idx), ax)
+        inplane_b, inplane_note = inplane_stretch(view_sections, pm.n_phases)
+        if inplane_note:
+            note = f"{note}; {inplane_note}" if note else inplane_note
     model_vs: tuple[float, ...] | None = None
     if vs is not None:
         model_vs = tuple(float(v) for v in vs)

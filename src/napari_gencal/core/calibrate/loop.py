@@ -75,9 +75,10 @@ class Calibration(InputChecksMixin, EvaluationMixin, RunRecordMixin):
         Start from these parameters (a high-parametric model of this run's m and phase order,
         e.g. the best of a trial fit) instead of the data-driven initialization.
     section_stretch : float
-        Stretch of the model along x (its axis 2, in the sections' plane) held fixed during the
+        Stretch of the model along the sections' x (its axis 2 here) held fixed during the
         calibration: sections whose y and x chords differ
-        (:func:`~napari_gencal.core.calibrate.data.inplane_stretch`). 1.0: isotropic sections.
+        (:func:`~napari_gencal.core.calibrate.data.inplane_stretch`; ``axis_stretch`` of the
+        model). 1.0: isotropic sections.
     resume : str or path, optional
         Checkpoint to continue from. Its settings are used; of ``config`` only the budget
         (``max_epochs``, ``time_limit``, ``patience``, ``checkpoint``, ``checkpoint_every``) applies
@@ -255,13 +256,10 @@ class Calibration(InputChecksMixin, EvaluationMixin, RunRecordMixin):
         """Fresh optimizers, counters and random streams for a stage (high or low)."""
         c = self.config
         stage_seed = c.seed + (1000 if self.stage == "low" else 0)
-        if self.section_stretch != 1.0:
-            # Sections whose y and x chords differ: the model is trained stretched along x.
-            model = model.copy(anisotropy=self.section_stretch, anisotropy_axis=2,
-                               anisotropy_fields={})  # fmt: skip
-        self.module = be.module_from_model(
-            model, self.device, c.learn_truncation, keep_inplane=self.section_stretch != 1.0
-        )
+        # Sections whose two directions' chords differ: the model is trained stretched along the
+        # sections' x (model axis 2 of the calibration's frame); isotropic sections: (1, 1, 1).
+        model = model.copy(axis_stretch=(1.0, 1.0, self.section_stretch))
+        self.module = be.module_from_model(model, self.device, c.learn_truncation)
         self._scratch = copy.deepcopy(self.module)
         self.opt_theta = torch.optim.Adam(
             self.module.parameters(), lr=self._lr_theta(), betas=c.betas

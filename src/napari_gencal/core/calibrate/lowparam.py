@@ -51,7 +51,8 @@ def reduce_to_low(
     )
     fit_fam = dataclasses.replace(fam, lower=lower)
     # fit in model units; the stretches (s, b, per-kernel factors) are kept on the result
-    iso = model.copy(anisotropy=1.0, length_scale=1.0, kernel_scales={})
+    iso = model.copy(anisotropy=1.0, length_scale=1.0, kernel_scales={},
+                     axis_stretch=(1.0, 1.0, 1.0))  # fmt: skip
     kernels: dict[str, dict[str, float]] = {}
     rms: dict[str, float] = {}
     for name in KERNEL_NAMES:

@@ -47,6 +47,19 @@ __all__ = ["CalibrationPipeline", "TRIAL_STEPS", "TRIAL_SHARE", "SWITCH_AT"]
 SWITCH_AT = 0.5
 
 
+def _section_x_axis(normal: int) -> int:
+    """The data axis that a section normal to ``normal`` has as its x (columns)."""
+    return [a for a in range(3) if a != int(normal)][-1]
+
+
+def section_stretch_of(normal: int, stretch: float) -> tuple[float, float, float]:
+    """``axis_stretch`` (data frame) of a model calibrated on sections normal to ``normal`` with
+    ``stretch`` along their x."""
+    out = [1.0, 1.0, 1.0]
+    out[_section_x_axis(normal)] = float(stretch)
+    return tuple(out)
+
+
 class CalibrationPipeline:
     """Settings from the data → phase order → calibration → rescaling → anisotropy → verdict.
 
@@ -231,7 +244,7 @@ class CalibrationPipeline:
                 anisotropy=1.0,
                 resume=resume,
                 init_model=init,
-                section_stretch=self.data.inplane_b if self.data.volume is None else 1.0,
+                section_stretch=self.data.inplane_b,
             )
         msgs = []
         for w in caught:
@@ -477,19 +490,19 @@ class CalibrationPipeline:
             meta["order_switch"] = self.switch_record
         if self.data.b_fitted:
             meta["anisotropy"] = {"eq40_data_only": self.data.anisotropy}
-        b, axis = (self.data.anisotropy if self.data.b_fitted else 1.0), self.data.axis
-        if self.data.volume is None and self.data.inplane_b != 1.0:
-            # 2D sections with y and x chords that differ: the stretch along x the model was
-            # calibrated with (data.inplane_stretch).
-            b, axis = self.data.inplane_b, 2
-            meta["anisotropy"] = {
-                "in_plane_x_over_y": self.data.inplane_b,
-                "method": "Eq. 40 between the image's x and y chords",
+        if self.data.inplane_b != 1.0:
+            # Sections whose y and x chords differ: the stretch along the sections' x that the
+            # model was calibrated with (data.inplane_stretch), on that axis of the data.
+            meta["in_plane_stretch"] = {
+                "x_over_y": self.data.inplane_b,
+                "axis": "zyx"[_section_x_axis(self.data.axis)],
+                "method": "Eq. 40 between the sections' x and y chords",
             }
         return model.copy(
             length_scale=float(self.plan.factor) * float(model.length_scale),
-            anisotropy=b,
-            anisotropy_axis=axis,
+            anisotropy=self.data.anisotropy if self.data.b_fitted else 1.0,
+            anisotropy_axis=self.data.axis,
+            axis_stretch=section_stretch_of(self.data.axis, self.data.inplane_b),
             metadata=meta,
         )
 
@@ -505,8 +518,9 @@ class CalibrationPipeline:
             vol = coarsen(vol, f, (0, *self.plan.offset))
         vol = analysis_view(vol)
         work_model = model.copy(
-            length_scale=model.length_scale / f, anisotropy=1.0, anisotropy_axis=0
-        )
+            length_scale=model.length_scale / f, anisotropy=1.0, anisotropy_axis=0,
+            axis_stretch=(1.0, 1.0, self.data.inplane_b),
+        )  # fmt: skip
         tol = (self.continuation or {}).get("per_field_tolerance")
         b, fields, fit = anisotropy.fit_field_anisotropy(
             vol, work_model, b_start=self.data.anisotropy, seed=self.config.seed,

@@ -56,6 +56,7 @@ class ExcursionModule(torch.nn.Module):
         self.anisotropy = float(model.anisotropy)
         self.length_scale = float(model.length_scale)
         self.anisotropy_axis = int(model.anisotropy_axis)
+        self.axis_stretch = tuple(float(v) for v in model.axis_stretch)
         self.kernel_scales = {n: float(v) for n, v in model.kernel_scales.items()}
         self.anisotropy_fields = {n: float(v) for n, v in model.anisotropy_fields.items()}
         self.n_phases = int(model.n_phases)
@@ -141,7 +142,8 @@ class ExcursionModule(torch.nn.Module):
         """Stretch per axis of one kernel (see :meth:`ExcursionModel.kernel_scale`)."""
         f = self.kernel_scales.get(name, 1.0) * self.length_scale
         b = self.anisotropy_fields.get(name, self.anisotropy)
-        return tuple(f * (b if i == self.anisotropy_axis else 1.0) for i in range(3))
+        return tuple(f * st * (b if i == self.anisotropy_axis else 1.0)
+                     for i, st in enumerate(self.axis_stretch))  # fmt: skip
 
     def covariance_params(self, name: str) -> torch.Tensor:
         """Low-parametric: the family parameters of one kernel (bounded values)."""

@@ -45,10 +45,10 @@ __all__ = [
 
 KERNEL_NAMES = ("X1", "X2", "eps_X", "eps_Y", "eps_Z")
 MODEL_FORMAT = "napari-gencal-model"
-MODEL_FORMAT_VERSION = 3
+MODEL_FORMAT_VERSION = 4
 #: Format versions this release reads (1 lacks ``length_scale``, which then is 1; 1 and 2 lack the
 #: truncation parameters and ``anisotropy_fields``: the paper's rule and one shared b).
-READABLE_FORMAT_VERSIONS = (1, 2, 3)
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4)
 N_CHI2_RANGE = (1, 6)
 M_MAX = 400
 ANISOTROPY_RANGE = (0.05, 20.0)
@@ -112,6 +112,12 @@ class ExcursionModel:
         Stretch of single fields along ``anisotropy_axis``, ``name → b_f``, in place of the
         shared ``anisotropy`` (absent: ``anisotropy``): phases whose shapes stretch differently
         along the pressing axis (see :mod:`..calibrate.anisotropy`). Empty: one b for all.
+    axis_stretch : tuple of float
+        Stretch per axis ``(z, y, x)`` of every kernel, on top of the rest: sections that are
+        anisotropic in their own plane (a 2D image whose x chords are longer than its y chords; a
+        stack with three different chord lengths) — fitted from the data's chords and held fixed
+        while calibrating (:func:`~napari_gencal.core.calibrate.data.inplane_stretch`).
+        ``(1, 1, 1)``: isotropic sections.
     kernel_scales : dict
         Extra stretch of single kernels, ``name → factor`` (absent: 1): that field is evaluated at
         ``x / factor`` on top of ``length_scale`` and ``anisotropy`` — an interpretable knob for
@@ -155,6 +161,7 @@ class ExcursionModel:
     anisotropy_fields: dict[str, float] = field(default_factory=dict)
     length_scale: float = 1.0
     kernel_scales: dict[str, float] = field(default_factory=dict)
+    axis_stretch: tuple[float, float, float] = (1.0, 1.0, 1.0)
     n_phases: int = 3
     phase_map: PhaseMap | None = None
     voxel_size: tuple[float, ...] | None = None
@@ -221,6 +228,15 @@ class ExcursionModel:
             raise ValueError(
                 f"anisotropy_axis must be 0 (z), 1 (y) or 2 (x), got {self.anisotropy_axis!r}"
             )
+        st = tuple(self.axis_stretch)
+        if len(st) != 3 or not all(
+            ANISOTROPY_RANGE[0] <= _finite("axis_stretch", v) <= ANISOTROPY_RANGE[1] for v in st
+        ):
+            raise ValueError(
+                f"axis_stretch must be three factors (z, y, x) in {list(ANISOTROPY_RANGE)}, "
+                f"got {self.axis_stretch!r}"
+            )
+        self.axis_stretch = tuple(float(v) for v in st)
         ls = _finite("length_scale", self.length_scale)
         if not LENGTH_SCALE_RANGE[0] <= ls <= LENGTH_SCALE_RANGE[1]:
             raise ValueError(
@@ -300,7 +316,8 @@ class ExcursionModel:
         ``anisotropy_axis`` (``(b·s, s, s)`` by default)."""
         s = float(self.length_scale)
         b = float(self.anisotropy)
-        return tuple(s * (b if i == int(self.anisotropy_axis) else 1.0) for i in range(3))
+        return tuple(s * st * (b if i == int(self.anisotropy_axis) else 1.0)
+                     for i, st in enumerate(self.axis_stretch))  # fmt: skip
 
     def field_anisotropy(self, name: str) -> float:
         """b of one field along the anisotropy axis (``anisotropy_fields`` or the shared b)."""
@@ -311,7 +328,8 @@ class ExcursionModel:
         every axis, times its b (:meth:`field_anisotropy`) along the anisotropy axis."""
         f = float(self.kernel_scales.get(name, 1.0)) * float(self.length_scale)
         b = self.field_anisotropy(name)
-        return tuple(f * (b if i == int(self.anisotropy_axis) else 1.0) for i in range(3))
+        return tuple(f * st * (b if i == int(self.anisotropy_axis) else 1.0)
+                     for i, st in enumerate(self.axis_stretch))  # fmt: skip
 
     @property
     def per_field_anisotropy(self) -> bool:
@@ -385,6 +403,7 @@ class ExcursionModel:
             "anisotropy_fields": {n: float(v) for n, v in self.anisotropy_fields.items()},
             "length_scale": float(self.length_scale),
             "kernel_scales": {n: float(v) for n, v in self.kernel_scales.items()},
+            "axis_stretch": [float(v) for v in self.axis_stretch],
             "sigma1": float(self.sigma1),
             "sigma2": float(self.sigma2),
             "a": float(self.a),
@@ -439,6 +458,7 @@ class ExcursionModel:
             anisotropy=d.get("anisotropy", 1.0),
             length_scale=d.get("length_scale", 1.0),
             kernel_scales={str(k): float(v) for k, v in (d.get("kernel_scales") or {}).items()},
+            axis_stretch=tuple(float(v) for v in d.get("axis_stretch", (1.0, 1.0, 1.0))),
             anisotropy_axis=int(d.get("anisotropy_axis", 0)),
             anisotropy_fields={
                 str(k): float(v) for k, v in (d.get("anisotropy_fields") or {}).items()
