@@ -137,10 +137,12 @@ def test_a_2d_run_on_anisotropic_sections_calibrates_and_keeps_the_stretch_along
 def test_a_stack_whose_sections_are_anisotropic_gets_the_stretch_on_the_right_data_axis():
     from napari_gencal.core.calibrate.pipeline import section_stretch_of
 
-    # sections normal to x (axis 2) have (z, y) as (rows, columns): their x is the data's y
-    assert section_stretch_of(2, 0.5) == (1.0, 0.5, 1.0)
-    assert section_stretch_of(0, 0.5) == (1.0, 1.0, 0.5)
+    # sections normal to x (axis 2) have (z, y) as (rows, columns); the longer direction is
+    # stretched: x chords half the y chords → the rows' axis by 2
+    assert section_stretch_of(2, 0.5) == (2.0, 1.0, 1.0)
+    assert section_stretch_of(0, 0.5) == (1.0, 2.0, 1.0)
     assert section_stretch_of(1, 2.0) == (1.0, 1.0, 2.0)
+    assert section_stretch_of(0, 1.0) == (1.0, 1.0, 1.0)
     fr = [0.45, 0.55]
     m = ExcursionModel.default("high", m=6, n_phases=2, fractions=fr, width=2.0,
                                phase_map=PhaseMap((1, 2)))  # fmt: skip

@@ -40,7 +40,7 @@ SCALARS = (
     ("a", "a (χ² correlation)", 0.0, 1.0, False),
     ("lambda1", "λ1 (threshold, phase 1)", -20.0, 60.0, False),
     ("lambda2", "λ2 (threshold, phase 2)", -20.0, 60.0, False),
-    ("anisotropy", "b (stretch along z)", 0.25, 4.0, True),
+    ("anisotropy", "b (stretch along z)", 0.1, 10.0, True),
 )
 PREVIEW_SIZE = 128
 DEBOUNCE_MS = 300

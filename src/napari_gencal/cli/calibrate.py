@@ -204,6 +204,10 @@ def run(args: argparse.Namespace) -> int:
     if final.metadata.get("anisotropy", {}).get("model_refined") is not None:
         axis = "zyx"[final.anisotropy_axis]
         print(f"anisotropy along {axis}: b = {final.anisotropy:.3f}", file=log)
+    stretched = [(ax, v) for ax, v in zip("zyx", final.axis_stretch, strict=True) if v != 1.0]
+    if stretched:
+        shown = ", ".join(f"{v:.3f} along {ax}" for ax, v in stretched)
+        print(f"stretch within the sections: {shown}", file=log)
     if pipe.verdict is not None:
         print(pipe.verdict.table(), file=log)
     elif not args.no_check:

@@ -508,10 +508,10 @@ def check_fit(
     coarse = model.copy(length_scale=model.length_scale / f) if f > 1 else model
     # A stretch along the section normal does not change the sections; one along the sections' x
     # (sections whose y and x chords differ: data.inplane_stretch) does, in the sections' frame.
-    normal = int(model.anisotropy_axis)
-    x_axis = [a for a in range(3) if a != normal][-1]
+    ya, xa = (a for a in range(3) if a != int(model.anisotropy_axis))
+    st = model.axis_stretch
     flat = coarse.copy(anisotropy=1.0, anisotropy_fields={},
-                       axis_stretch=(1.0, 1.0, float(model.axis_stretch[x_axis])))  # fmt: skip
+                       axis_stretch=(1.0, float(st[ya]), float(st[xa])))  # fmt: skip
     gen = generate_sections(flat, n_sections, size, seed=seed, device=device)
     gen_idx = to_indices(gen, pm) if pm is not None else gen - 1
     d2 = describe(sec, pm, include=include, sections=True, allow_absent=True)

@@ -4,7 +4,7 @@ The cylindrically isotropic model is the isotropic one stretched by b along z, s
 are b times its chords in the x–y plane: ``F^z(ℓ) = F^xy(ℓ / b)``. From a 3D data volume we take the
 per-phase chord length CDFs along z and in the plane (``F^xy = ½(F^x + F^y)``) and choose
 
-    b = argmin_b Σ_i ∫ (F_i^z(ℓ) − F_i^xy(ℓ / b))² dℓ,   b ∈ [0.25, 4]
+    b = argmin_b Σ_i ∫ (F_i^z(ℓ) − F_i^xy(ℓ / b))² dℓ,   b ∈ [0.1, 10]
 
 by a log-spaced grid search refined with a bounded scalar minimization.
 
@@ -36,7 +36,7 @@ __all__ = [
     "FIELD_GROUPS",
 ]
 
-B_RANGE = (0.25, 4.0)
+B_RANGE = (0.1, 10.0)
 
 
 def chord_cdf(indicator: np.ndarray, axis: int, max_len: int | None = None) -> np.ndarray:
@@ -88,7 +88,7 @@ def fit_anisotropy(
     *,
     axis: int | str = 0,
     b_range: tuple[float, float] = B_RANGE,
-    n_grid: int = 49,
+    n_grid: int = 81,
 ) -> float:
     """Fit the anisotropy factor b along ``axis`` of a 3D phase-index volume (Eq. 40).
 

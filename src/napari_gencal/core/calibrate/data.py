@@ -93,6 +93,15 @@ def plane_anisotropy(volume: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def section_frame_stretch(b: float) -> tuple[float, float, float]:
+    """``axis_stretch`` in the sections' frame (normal, y, x) for x chords ``b`` times the y
+    chords: the longer direction is stretched (by ``b`` along x, or ``1/b`` along y), so the
+    kernels' unit scale is the shorter one and the kernel radius (chosen from the sections'
+    direction-averaged TPPF) reaches along the longer one (m·b or m/b)."""
+    b = float(b)
+    return (1.0, 1.0, b) if b >= 1.0 else (1.0, 1.0 / b, 1.0)
+
+
 def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
     """The stretch b along the sections' x that makes their x chords match their y chords.
 
@@ -101,8 +110,9 @@ def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
     x chords by 19 % while its y chords fitted). Where the worst phase's y/x difference exceeds
     :data:`PLANE_ISOTROPY` (the rule that chooses a stack's section axis), b is fitted as Eq. 40
     fits the z stretch of a stack — ``argmin_b Σ_i ∫ (F_i^x(ℓ) − F_i^y(ℓ / b))² dℓ`` — and the
-    model is stretched by b along x, during the calibration (its radial TPPFs and discriminator
-    windows then see the same anisotropic sections as the data's) and in the model file
+    model's longer direction is stretched (:func:`section_frame_stretch`), during the
+    calibration (its radial TPPFs and discriminator windows then see the same anisotropic
+    sections as the data's) and in the model file
     (``axis_stretch``). For a stack the sections normal to its section axis are measured: a
     stack with three different chord lengths (the tortuosity benchmark volume) has no isotropic
     planes, and b along the normal cannot make up for that.
@@ -130,8 +140,16 @@ def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
     fx = [chord_cdf(sec == i, 2, max_len) for i in range(k)]
     if any(f[-1] == 0 for f in fy + fx):
         return 1.0, ""
-    grid = np.exp(np.linspace(np.log(B_RANGE[0]), np.log(B_RANGE[1]), 97))
-    b = float(grid[int(np.argmin([anisotropy_distance(g, fx, fy) for g in grid]))])
+    from scipy.optimize import minimize_scalar
+
+    grid = np.exp(np.linspace(np.log(B_RANGE[0]), np.log(B_RANGE[1]), 81))
+    dist = [anisotropy_distance(g, fx, fy) for g in grid]
+    j = int(np.argmin(dist))
+    lo, hi = grid[max(0, j - 1)], grid[min(grid.size - 1, j + 1)]
+    res = minimize_scalar(lambda lb: anisotropy_distance(float(np.exp(lb)), fx, fy),
+                          bounds=(np.log(lo), np.log(hi)), method="bounded",
+                          options={"xatol": 1e-4})  # fmt: skip
+    b = float(np.exp(res.x)) if res.fun <= dist[j] else float(grid[j])
     return b, (
         f"in-plane anisotropy: the mean chords along y and x differ by up to "
         f"{100 * aniso:.0f} %; the sections' x chords are {b:.3f}× their y chords (Eq. 40 "

@@ -75,8 +75,9 @@ class Calibration(InputChecksMixin, EvaluationMixin, RunRecordMixin):
         Start from these parameters (a high-parametric model of this run's m and phase order,
         e.g. the best of a trial fit) instead of the data-driven initialization.
     section_stretch : float
-        Stretch of the model along the sections' x (its axis 2 here) held fixed during the
-        calibration: sections whose y and x chords differ
+        The sections' x chords over their y chords, held fixed during the calibration as a
+        stretch of the longer direction (:func:`~.data.section_frame_stretch`): sections whose
+        y and x chords differ
         (:func:`~napari_gencal.core.calibrate.data.inplane_stretch`; ``axis_stretch`` of the
         model). 1.0: isotropic sections.
     resume : str or path, optional
@@ -257,8 +258,10 @@ class Calibration(InputChecksMixin, EvaluationMixin, RunRecordMixin):
         c = self.config
         stage_seed = c.seed + (1000 if self.stage == "low" else 0)
         # Sections whose two directions' chords differ: the model is trained stretched along the
-        # sections' x (model axis 2 of the calibration's frame); isotropic sections: (1, 1, 1).
-        model = model.copy(axis_stretch=(1.0, 1.0, self.section_stretch))
+        # longer of the sections' directions; isotropic sections: (1, 1, 1).
+        from .data import section_frame_stretch
+
+        model = model.copy(axis_stretch=section_frame_stretch(self.section_stretch))
         self.module = be.module_from_model(model, self.device, c.learn_truncation)
         self._scratch = copy.deepcopy(self.module)
         self.opt_theta = torch.optim.Adam(

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..phases import PhaseMap
 from .config import CalibrationConfig
-from .data import PreparedData, analysis_view
+from .data import PreparedData, analysis_view, section_frame_stretch
 from .phase_order import PhaseOrder, candidate_orders, choose_phase_order
 from .plan import Plan, coarsen, plan_calibration
 from .trials import TRIAL_SHARE, TRIAL_STEPS, run_trials
@@ -47,16 +47,20 @@ __all__ = ["CalibrationPipeline", "TRIAL_STEPS", "TRIAL_SHARE", "SWITCH_AT"]
 SWITCH_AT = 0.5
 
 
-def _section_x_axis(normal: int) -> int:
-    """The data axis that a section normal to ``normal`` has as its x (columns)."""
-    return [a for a in range(3) if a != int(normal)][-1]
+def _section_axes(normal: int) -> list[int]:
+    """The data axes that sections normal to ``normal`` have as their y (rows) and x (columns)."""
+    return [a for a in range(3) if a != int(normal)]
 
 
 def section_stretch_of(normal: int, stretch: float) -> tuple[float, float, float]:
-    """``axis_stretch`` (data frame) of a model calibrated on sections normal to ``normal`` with
-    ``stretch`` along their x."""
+    """``axis_stretch`` (data frame) of a model calibrated on sections normal to ``normal`` whose
+    x chords are ``stretch`` times their y chords (:func:`.data.section_frame_stretch`)."""
+    from .data import section_frame_stretch
+
+    frame = section_frame_stretch(stretch)
     out = [1.0, 1.0, 1.0]
-    out[_section_x_axis(normal)] = float(stretch)
+    for a, v in zip(_section_axes(normal), frame[1:], strict=True):
+        out[a] = v
     return tuple(out)
 
 
@@ -495,7 +499,7 @@ class CalibrationPipeline:
             # model was calibrated with (data.inplane_stretch), on that axis of the data.
             meta["in_plane_stretch"] = {
                 "x_over_y": self.data.inplane_b,
-                "axis": "zyx"[_section_x_axis(self.data.axis)],
+                "section_axes_yx": ["zyx"[a] for a in _section_axes(self.data.axis)],
                 "method": "Eq. 40 between the sections' x and y chords",
             }
         return model.copy(
@@ -519,7 +523,7 @@ class CalibrationPipeline:
         vol = analysis_view(vol)
         work_model = model.copy(
             length_scale=model.length_scale / f, anisotropy=1.0, anisotropy_axis=0,
-            axis_stretch=(1.0, 1.0, self.data.inplane_b),
+            axis_stretch=section_frame_stretch(self.data.inplane_b),
         )  # fmt: skip
         tol = (self.continuation or {}).get("per_field_tolerance")
         b, fields, fit = anisotropy.fit_field_anisotropy(

@@ -155,13 +155,13 @@ def knobs_of(model: ExcursionModel) -> dict[str, Knob]:
             lambda m: 1.0,
         )  # fmt: skip
     out["anisotropy"] = Knob(
-        "anisotropy", (0.25, 4.0),
+        "anisotropy", (0.1, 10.0),
         "stretch b along the anisotropy axis: chords along it × b / b_model (per-field factors "
         "scale with it)", _set_shared_b, lambda m: float(m.anisotropy),
     )  # fmt: skip
     for name in model.used_kernels():
         out[f"anisotropy:{name}"] = Knob(
-            f"anisotropy:{name}", (0.25, 4.0),
+            f"anisotropy:{name}", (0.1, 10.0),
             f"stretch b of field {name} alone along the anisotropy axis (its kernel at z/b)",
             lambda m, v, n=name: m.copy(anisotropy_fields={
                 **{f: m.field_anisotropy(f) for f in m.used_kernels()}, n: v}),
