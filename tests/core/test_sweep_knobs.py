@@ -88,6 +88,16 @@ def test_anisotropy_knob_stretches_along_the_axis(model):
     assert z / xy == pytest.approx(2.0, rel=0.2)
 
 
+def test_stretch_knob_stretches_the_sections_along_its_axis(model):
+    st = apply_knobs(model, {"stretch:x": 1.8})
+    assert st.axis_stretch == (1.0, 1.0, 1.8) and knob_value(st, "stretch:x") == 1.8
+    assert knob_value(st, "stretch:y") == 1.0
+    sec = to_indices(generate_sections(st, 6, 192, seed=4, device="cpu"), PM)
+    x = mean_chord_length(sec, 0, axis="x", sections=True)
+    y = mean_chord_length(sec, 0, axis="y", sections=True)
+    assert x / y == pytest.approx(1.8, rel=0.12)
+
+
 def test_truncation_and_per_field_anisotropy_knobs(model):
     from napari_gencal.core.model import model_fractions
 

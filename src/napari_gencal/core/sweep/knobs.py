@@ -15,8 +15,11 @@ leaves every other parameter untouched, so what it does to the structure is inte
     The same for one field (``X1``, ``X2``, ``eps_X``, ``eps_Y``, ``eps_Z``): e.g. only the χ²
     blobs (``eps_X``/``eps_Z``) coarser, or only phase 1's Gaussian roughness (``X1``).
 ``anisotropy``
-    The stretch b along the model's anisotropy axis (0.25 … 4): chords along it × b (per-field
+    The stretch b along the model's anisotropy axis (0.1 … 10): chords along it × b (per-field
     factors keep their ratio to it).
+``stretch:z``, ``stretch:y``, ``stretch:x``
+    The model's stretch along one data axis (``axis_stretch``, 0.1 … 10; a calibration sets it
+    when the sections' two directions differ): e.g. pores elongated along x in the x–y planes.
 ``anisotropy:<field>``
     The stretch of one field alone along the anisotropy axis: e.g. only the phase whose shapes
     that field makes longer along z.
@@ -159,6 +162,15 @@ def knobs_of(model: ExcursionModel) -> dict[str, Knob]:
         "stretch b along the anisotropy axis: chords along it × b / b_model (per-field factors "
         "scale with it)", _set_shared_b, lambda m: float(m.anisotropy),
     )  # fmt: skip
+    for i, ax in enumerate("zyx"):
+        out[f"stretch:{ax}"] = Knob(
+            f"stretch:{ax}", (0.1, 10.0),
+            f"stretch of every kernel along {ax} (axis_stretch, on top of b): chords along {ax} "
+            "× the value / the model's",
+            lambda m, v, i=i: m.copy(axis_stretch=tuple(
+                float(v) if j == i else s for j, s in enumerate(m.axis_stretch))),
+            lambda m, i=i: float(m.axis_stretch[i]),
+        )  # fmt: skip
     for name in model.used_kernels():
         out[f"anisotropy:{name}"] = Knob(
             f"anisotropy:{name}", (0.1, 10.0),
