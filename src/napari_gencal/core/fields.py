@@ -68,6 +68,66 @@ def kernel_radius(m: int, scale: Sequence[float] | float | None = None, dim: int
     return tuple(int(math.ceil(m * s - 1e-9)) for s in _as_scale(scale, dim))
 
 
+class _ShellGather(torch.autograd.Function):
+    """``θ[lo]·w_lo + θ[lo+1]·w_hi`` with a backward by ``bincount`` (a weighted histogram over
+    the m + 2 shells) instead of an indexed scatter-add over every voxel: on a stretched 3D
+    kernel (400 k voxels) the scatter was most of a calibration step."""
+
+    @staticmethod
+    def forward(ctx, th: torch.Tensor, lo: torch.Tensor, w_lo: torch.Tensor, w_hi: torch.Tensor):
+        ctx.save_for_backward(lo, w_lo, w_hi)
+        ctx.n = th.numel()
+        return th[lo] * w_lo + th[lo + 1] * w_hi
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        lo, w_lo, w_hi = ctx.saved_tensors
+        flat = lo.reshape(-1)
+        g = grad.reshape(-1)
+        n = ctx.n
+        d = torch.bincount(flat, weights=g * w_lo.reshape(-1), minlength=n)
+        d[1:] += torch.bincount(flat, weights=g * w_hi.reshape(-1), minlength=n)[: n - 1]
+        return d.to(grad.dtype), None, None, None
+
+
+_RADIAL_CACHE: dict[tuple, tuple[torch.Tensor, ...]] = {}
+_RADIAL_CACHE_VOXELS = 1_000_000
+
+
+def _radial_geometry(
+    m: int, sc: tuple[float, ...], dim: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, ...]:
+    """Indices and weights of :func:`radial_kernel` for one (m, scale): they depend on the
+    geometry only, so a calibration step (three to five kernels, the same scale) computes them
+    once. Returns ``(lo, w_lo, w_hi, near, inside)``: linear — ``k = θ[lo]·w_lo + θ[lo+1]·w_hi``;
+    nearest — ``k = θ[near]·inside``."""
+    key = (m, sc, dim, dtype, str(device))
+    hit = _RADIAL_CACHE.get(key)
+    if hit is not None:
+        return hit
+    radii = kernel_radius(m, sc, dim)
+    axes = [
+        torch.arange(-r, r + 1, dtype=torch.float64, device=device) / s
+        for r, s in zip(radii, sc, strict=True)
+    ]
+    grids = torch.meshgrid(*axes, indexing="ij")
+    dist = torch.sqrt(sum(g * g for g in grids))
+    # Nearest integer with ties rounded up (floor(d + 1/2)): deterministic, unlike round-half-even.
+    idx = torch.floor(dist + 0.5).to(torch.long)
+    inside = (idx <= m).to(dtype)
+    near = idx.clamp(max=m)
+    lo = torch.floor(dist).to(torch.long).clamp(max=m)
+    frac = (dist - lo.to(dist.dtype)).clamp(0.0, 1.0).to(dtype)
+    out = (lo, (1 - frac) * inside, frac * inside, near, inside)
+    # Kept for kernels of calibration size only (≤ 1 M voxels, 40 MB each, four at a time): a
+    # huge stretched kernel of a generation is built once and must not stay in memory.
+    if dist.numel() <= _RADIAL_CACHE_VOXELS:
+        if len(_RADIAL_CACHE) >= 4:
+            _RADIAL_CACHE.clear()
+        _RADIAL_CACHE[key] = out
+    return out
+
+
 def radial_kernel(
     theta: torch.Tensor | np.ndarray | Sequence[float],
     dim: int = 3,
@@ -115,28 +175,16 @@ def radial_kernel(
     if any(not (s > 0 and math.isfinite(s)) for s in sc):
         raise ValueError(f"kernel scale must be positive and finite, got {sc}")
     m = th.numel() - 1
-    radii = kernel_radius(m, sc, dim)
-    axes = [
-        torch.arange(-r, r + 1, dtype=torch.float64, device=th.device) / s
-        for r, s in zip(radii, sc, strict=True)
-    ]
-    grids = torch.meshgrid(*axes, indexing="ij")
-    dist = torch.sqrt(sum(g * g for g in grids))
-    # Nearest integer with ties rounded up (floor(d + 1/2)): deterministic, unlike round-half-even.
-    idx = torch.floor(dist + 0.5).to(torch.long)
-    inside = idx <= m
+    if interpolation not in ("nearest", "linear"):
+        raise ValueError(f"interpolation must be 'nearest' or 'linear', got {interpolation!r}")
+    lo, w_lo, w_hi, near, inside = _radial_geometry(m, sc, dim, th.dtype, th.device)
     if interpolation == "nearest":
-        k = th[idx.clamp(max=m)] * inside.to(th.dtype)
-    elif interpolation == "linear":
+        k = th[near] * inside
+    else:
         # Piecewise linear in |s| between θ_j and θ_{j+1}: a continuous kernel, whose field has no
         # voxel-scale roughness from the jumps between shells (see docs/decisions/model.md).
-        lo = torch.floor(dist).to(torch.long).clamp(max=m)
-        frac = (dist - lo.to(dist.dtype)).clamp(0.0, 1.0).to(th.dtype)
         th_hi = torch.cat([th, th.new_zeros(1)])  # θ_{m+1} = 0: the kernel fades out at m + 1
-        k = th[lo] * (1 - frac) + th_hi[(lo + 1).clamp(max=m + 1)] * frac
-        k = k * inside.to(th.dtype)
-    else:
-        raise ValueError(f"interpolation must be 'nearest' or 'linear', got {interpolation!r}")
+        k = _ShellGather.apply(th_hi, lo, w_lo, w_hi)
     norm2 = (k * k).sum()
     if float(norm2.detach()) <= 0.0:
         raise ValueError(
