@@ -8,9 +8,14 @@ For the settings the data give (``plan_calibration``) on a real data set, times
   2D FFTs of every section field (3n + 2 fields per section, B sections, on the L² torus) with
   their backward pass, and the TPPF of the batch with its backward pass;
 * the same step with the kernels' section spectra built the earlier way (the full 3D kernel and
-  its cosine sums) instead of the octant route, for the before/after ratio.
+  its cosine sums) instead of the octant route, for the before/after ratio;
+* with ``--stretch S``: the engine calibrating sections stretched within their plane (the
+  longer direction by S: kernels built in 3D every step), against the same step with the
+  radial kernels built the earlier way (geometry recomputed every call, autograd's scatter-add
+  backward instead of the shells' weighted histogram).
 
-Usage: ``python benchmarks/bench_step.py [electrode|sofc|...] [--threads T] [--steps N]``.
+Usage: ``python benchmarks/bench_step.py [electrode|sofc|...] [--threads T] [--steps N]
+[--stretch S]``.
 Prints the ratios; nothing here is part of the test suite.
 """
 
@@ -35,13 +40,36 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 FILES = {"electrode": "electrode.tiff", "sofc": "SOFC_hr_input.tif", "sem": "SEM_hr_input.tif"}
 
 
-def engine(name: str) -> Calibration:
+def engine(name: str, stretch: float = 1.0) -> Calibration:
     img = read_labels(DATA / FILES[name])
     data = prepare_data(img, fit_b=False)
     cfg = CalibrationConfig.preset("minutes", pretrain_model_steps=5, pretrain_disc_steps=5)
     plan, work = plan_calibration(data.sections, data.phase_map.n_phases, cfg)
     cfg = cfg.replace(window=plan.window, r_max=plan.r_max, m=plan.m)
-    return Calibration(work, data.phase_map, cfg)
+    return Calibration(work, data.phase_map, cfg, section_stretch=stretch)
+
+
+def stretched(args) -> None:
+    """A step with kernels stretched within the sections, now and with the earlier kernels."""
+    from napari_gencal.core import fields
+
+    t_now = float(np.median(step_times(engine(args.name, args.stretch), args.steps)))
+    print(f"[{args.name}] step with sections stretched {args.stretch:g}×: {t_now * 1e3:.1f} ms")
+
+    class Plain:  # the earlier backward: autograd through the indexing (a scatter-add)
+        @staticmethod
+        def apply(th, lo, w_lo, w_hi):
+            return th[lo] * w_lo + th[lo + 1] * w_hi
+
+    saved = fields._ShellGather, fields._RADIAL_CACHE_VOXELS
+    fields._ShellGather, fields._RADIAL_CACHE_VOXELS = Plain, 0
+    fields._RADIAL_CACHE.clear()
+    try:
+        t_old = float(np.median(step_times(engine(args.name, args.stretch), args.steps)))
+    finally:
+        fields._ShellGather, fields._RADIAL_CACHE_VOXELS = saved
+    print(f"[{args.name}] the same step with the earlier radial kernels: {t_old * 1e3:.1f} ms; "
+          f"now / before = {t_now / t_old:.2f}")  # fmt: skip
 
 
 def step_times(cal: Calibration, n: int) -> np.ndarray:
@@ -86,10 +114,15 @@ def main() -> None:
     p.add_argument("name", nargs="?", default="electrode", choices=sorted(FILES))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--stretch", type=float, default=None,
+                   help="time sections stretched within their plane by this factor instead")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.stretch is not None:
+        stretched(args)
+        return
     cal = engine(args.name)
     print(f"[{args.name}] r_max {cal.r_max}, m {cal.m}, window {cal.window}, sections "
           f"{cal.section_size}², batch {cal.config.batch}")  # fmt: skip
