@@ -51,7 +51,7 @@ def engine(name: str, stretch: float = 1.0) -> Calibration:
 
 def stretched(args) -> None:
     """A step with kernels stretched within the sections, now and with the earlier kernels."""
-    from napari_gencal.core import fields
+    from napari_gencal.core import kernels as fields
 
     t_now = float(np.median(step_times(engine(args.name, args.stretch), args.steps)))
     print(f"[{args.name}] step with sections stretched {args.stretch:g}×: {t_now * 1e3:.1f} ms")

@@ -112,10 +112,10 @@ def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
     fits the z stretch of a stack — ``argmin_b Σ_i ∫ (F_i^x(ℓ) − F_i^y(ℓ / b))² dℓ`` — and the
     model's longer direction is stretched (:func:`section_frame_stretch`), during the
     calibration (its radial TPPFs and discriminator windows then see the same anisotropic
-    sections as the data's) and in the model file
-    (``axis_stretch``). For a stack the sections normal to its section axis are measured: a
-    stack with three different chord lengths (the tortuosity benchmark volume) has no isotropic
-    planes, and b along the normal cannot make up for that.
+    sections as the data's) and in the model file (``axis_stretch``). For a stack the sections
+    normal to its section axis are measured: a stack with three different chord lengths (the
+    tortuosity benchmark volume) has no isotropic planes, and b along the normal cannot make up
+    for that.
 
     Parameters
     ----------
@@ -129,6 +129,8 @@ def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
     (b, note)
         ``b`` = 1.0 and an empty note for sections whose directions agree.
     """
+    from scipy.optimize import minimize_scalar
+
     from .anisotropy import B_RANGE, anisotropy_distance, chord_cdf
 
     sec = np.asarray(sections)
@@ -140,8 +142,6 @@ def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
     fx = [chord_cdf(sec == i, 2, max_len) for i in range(k)]
     if any(f[-1] == 0 for f in fy + fx):
         return 1.0, ""
-    from scipy.optimize import minimize_scalar
-
     grid = np.exp(np.linspace(np.log(B_RANGE[0]), np.log(B_RANGE[1]), 81))
     dist = [anisotropy_distance(g, fx, fy) for g in grid]
     j = int(np.argmin(dist))
@@ -150,10 +150,11 @@ def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
                           bounds=(np.log(lo), np.log(hi)), method="bounded",
                           options={"xatol": 1e-4})  # fmt: skip
     b = float(np.exp(res.x)) if res.fun <= dist[j] else float(grid[j])
+    longer = f"x by {b:.3f}" if b >= 1.0 else f"y by {1.0 / b:.3f}"
     return b, (
         f"in-plane anisotropy: the mean chords along y and x differ by up to "
         f"{100 * aniso:.0f} %; the sections' x chords are {b:.3f}× their y chords (Eq. 40 "
-        "between x and y), so the model is stretched by that factor along the sections' x"
+        f"between x and y), so the model stretches the sections' longer direction ({longer})"
     )
 
 
