@@ -1,4 +1,4 @@
-"""Benchmark of the TPPF estimator (core/tppf.py).
+"""Benchmark of the TPPF estimator (core/tppf/).
 
 1. All 6 phase pairs of a 200³ three-phase volume (a crop of ../shared/data/electrode.tiff), radial
    curves to r_max = 50 (the largest the r_max rule allows at this size), against PoreSpy's
