@@ -116,7 +116,6 @@ def fit_anisotropy(
     ValueError
         For a non-3D input, a bad axis or range, or a phase without interior chords.
     """
-    from scipy.optimize import minimize_scalar
 
     vol = np.asarray(volume_indices)
     if vol.ndim != 3:
@@ -143,18 +142,32 @@ def fit_anisotropy(
                 f"phase {i} has no chord inside the volume along some axis (absent or spanning the "
                 "whole volume); b cannot be fitted from this volume"
             )
+    return stretch_between(fz, fxy, (lo, hi), n_grid)
+
+
+def stretch_between(
+    f_long: list[np.ndarray],
+    f_ref: list[np.ndarray],
+    b_range: tuple[float, float] = B_RANGE,
+    n_grid: int = 81,
+) -> float:
+    """Eq. 40's minimiser ``argmin_b Σ_i ∫ (F_i(ℓ) − G_i(ℓ / b))² dℓ`` of chord CDFs ``F`` (the
+    stretched direction) against ``G`` (the reference): a log grid over ``b_range``, then a
+    bounded refinement between the best point's neighbours."""
+    from scipy.optimize import minimize_scalar
+
+    lo, hi = float(b_range[0]), float(b_range[1])
     grid = np.exp(np.linspace(np.log(lo), np.log(hi), n_grid))
-    dist = np.array([anisotropy_distance(b, fz, fxy) for b in grid])
+    dist = np.array([anisotropy_distance(b, f_long, f_ref) for b in grid])
     j = int(np.argmin(dist))
     a, c = grid[max(0, j - 1)], grid[min(n_grid - 1, j + 1)]
     res = minimize_scalar(
-        lambda lb: anisotropy_distance(float(np.exp(lb)), fz, fxy),
+        lambda lb: anisotropy_distance(float(np.exp(lb)), f_long, f_ref),
         bounds=(np.log(a), np.log(c)),
         method="bounded",
         options={"xatol": 1e-4},
     )
-    best = float(np.exp(res.x)) if res.fun <= dist[j] else float(grid[j])
-    return best
+    return float(np.exp(res.x)) if res.fun <= dist[j] else float(grid[j])
 
 
 def chord_ratios(volume_indices: np.ndarray, k: int, axis: int = 0) -> np.ndarray:

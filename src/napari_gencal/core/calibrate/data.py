@@ -129,9 +129,7 @@ def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
     (b, note)
         ``b`` = 1.0 and an empty note for sections whose directions agree.
     """
-    from scipy.optimize import minimize_scalar
-
-    from .anisotropy import B_RANGE, anisotropy_distance, chord_cdf
+    from .anisotropy import chord_cdf, stretch_between
 
     sec = np.asarray(sections)
     aniso = plane_anisotropy(sec, k)[0]
@@ -142,14 +140,7 @@ def inplane_stretch(sections: np.ndarray, k: int) -> tuple[float, str]:
     fx = [chord_cdf(sec == i, 2, max_len) for i in range(k)]
     if any(f[-1] == 0 for f in fy + fx):
         return 1.0, ""
-    grid = np.exp(np.linspace(np.log(B_RANGE[0]), np.log(B_RANGE[1]), 81))
-    dist = [anisotropy_distance(g, fx, fy) for g in grid]
-    j = int(np.argmin(dist))
-    lo, hi = grid[max(0, j - 1)], grid[min(grid.size - 1, j + 1)]
-    res = minimize_scalar(lambda lb: anisotropy_distance(float(np.exp(lb)), fx, fy),
-                          bounds=(np.log(lo), np.log(hi)), method="bounded",
-                          options={"xatol": 1e-4})  # fmt: skip
-    b = float(np.exp(res.x)) if res.fun <= dist[j] else float(grid[j])
+    b = stretch_between(fx, fy)
     longer = f"x by {b:.3f}" if b >= 1.0 else f"y by {1.0 / b:.3f}"
     return b, (
         f"in-plane anisotropy: the mean chords along y and x differ by up to "
