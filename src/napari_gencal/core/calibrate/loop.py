@@ -39,6 +39,7 @@ from ._inputs import InputChecksMixin
 from ._record import RunRecordMixin
 from .checkpoint import load_checkpoint
 from .config import CalibrationConfig
+from .data import section_frame_stretch
 from .discriminator import Discriminator, RealSampler, adversarial_loss, disc_loss
 from .phase_order import phase_order_advice
 from .progress import (
@@ -259,8 +260,6 @@ class Calibration(InputChecksMixin, EvaluationMixin, RunRecordMixin):
         stage_seed = c.seed + (1000 if self.stage == "low" else 0)
         # Sections whose two directions' chords differ: the model is trained stretched along the
         # longer of the sections' directions; isotropic sections: (1, 1, 1).
-        from .data import section_frame_stretch
-
         model = model.copy(axis_stretch=section_frame_stretch(self.section_stretch))
         self.module = be.module_from_model(model, self.device, c.learn_truncation)
         self._scratch = copy.deepcopy(self.module)
