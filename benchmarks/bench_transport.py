@@ -42,6 +42,7 @@ TRANSPORT_CASES = {
     "tf": None,
     "electrode_128a": None,
     "electrode_128b": None,
+    "rock": None,
 }
 
 

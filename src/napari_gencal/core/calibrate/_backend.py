@@ -86,11 +86,15 @@ def euler_loss(fake: torch.Tensor, data_euler: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------------- model
 def module_from_model(
-    model: ExcursionModel, device: torch.device, learn_truncation: bool = False
+    model: ExcursionModel,
+    device: torch.device,
+    learn_truncation: bool = False,
+    fix_sigma1: bool = False,
 ) -> ExcursionModule:
     """Differentiable module; calibration is isotropic along the section normal at the working
     resolution (b and the length scale are applied to the result only). A stretch within the
-    sections (``axis_stretch``) stays: the sections show it."""
+    sections (``axis_stretch``) stays: the sections show it. ``fix_sigma1``: σ1 is not learned
+    (chosen for the data's connectivity, :func:`~.trials.connectivity_sigma`)."""
     iso = (
         model.copy(anisotropy=1.0, length_scale=1.0, kernel_scales={}, anisotropy_fields={})
         if (model.anisotropy, model.length_scale) != (1.0, 1.0)
@@ -101,6 +105,8 @@ def module_from_model(
     module = ExcursionModule.from_model(iso, device, learn_truncation=learn_truncation)
     if module.kind == "low":
         module.family = _origin_safe(module.family)
+    if fix_sigma1:
+        module.raw_sigma1.requires_grad_(False)
     return module
 
 

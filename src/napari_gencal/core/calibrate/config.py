@@ -122,6 +122,14 @@ class CalibrationConfig:
         where the paper's rule fits: electrode.tiff 0.5°; SOFC 12°, middle phase S_V +4.4 % →
         +0.2 %); ``"paper"``: the paper's rule; ``"plurigaussian"``: tilt and coating learned
         (the remedy for connectivity misses).
+    connectivity : {"auto", "off"}
+        Two phases of 3D data: ``"auto"`` tries both orders (which phase is the excursion set
+        and which its complement) and takes the one whose trial twin is closer to the data's
+        percolating fractions, then picks σ1 (Gaussian against χ² part) the same way and keeps
+        it fixed in the main stage (:mod:`.trials`; a 12 % pore space that percolates needs the
+        complement of a χ²-dominated set). ``"off"``: the user's order, σ1 learned.
+    fix_sigma1 : bool
+        Keep σ1 at its starting value (set by the pipeline when connectivity chose it).
     trial_steps : int
         Optimizer steps of each phase-order trial fit (three phases; Algorithm 1). Trials also
         stop at their share of the time budget; fewer steps decide on less evidence.
@@ -159,6 +167,8 @@ class CalibrationConfig:
     construction: str = "auto"
     learn_truncation: str = "none"
     trial_steps: int = 250
+    connectivity: str = "auto"
+    fix_sigma1: bool = False
     euler_weight: float = 0.0
     score_euler: float = 0.0
     straight_through: bool = False
@@ -252,6 +262,8 @@ class CalibrationConfig:
                 "construction must be 'auto', 'paper' or 'plurigaussian', got "
                 f"{self.construction!r}"
             )
+        if self.connectivity not in ("auto", "off"):
+            raise ValueError(f"connectivity must be 'auto' or 'off', got {self.connectivity!r}")
         for name in ("euler_weight", "score_euler"):
             v = getattr(self, name)
             if not (v >= 0 and math.isfinite(v)):

@@ -261,7 +261,7 @@ class Calibration(InputChecksMixin, EvaluationMixin, RunRecordMixin):
         # Sections whose two directions' chords differ: the model is trained stretched along the
         # longer of the sections' directions; isotropic sections: (1, 1, 1).
         model = model.copy(axis_stretch=section_frame_stretch(self.section_stretch))
-        self.module = be.module_from_model(model, self.device, c.learn_truncation)
+        self.module = be.module_from_model(model, self.device, c.learn_truncation, c.fix_sigma1)
         self._scratch = copy.deepcopy(self.module)
         self.opt_theta = torch.optim.Adam(
             self.module.parameters(), lr=self._lr_theta(), betas=c.betas

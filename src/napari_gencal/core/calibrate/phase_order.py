@@ -153,8 +153,14 @@ def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def candidate_orders(sections: np.ndarray, n_phases: int) -> tuple[list[tuple[int, ...]], str]:
+def candidate_orders(
+    sections: np.ndarray, n_phases: int, three_d: bool = False
+) -> tuple[list[tuple[int, ...]], str]:
     """Model orders worth a trial fit, from the relative contacts, and the contacts in words.
+
+    Two phases: with 3D data both, which :mod:`.connectivity_order` tells apart (phase 1 is an
+    excursion set, phase 2 its complement: they differ in connectivity); with sections alone the
+    user's order.
 
     The model keeps its phases 1 and 3 apart (phase 2 lies against phase 1), so the pair of data
     phases that touch least goes to the ends and the third into the middle: two orders, one per
@@ -171,6 +177,8 @@ def candidate_orders(sections: np.ndarray, n_phases: int) -> tuple[list[tuple[in
         Candidate ``perm`` tuples (``perm[i]`` = data phase of model phase i) and the sorted
         relative contacts of the label pairs as text.
     """
+    if n_phases == 2 and three_d:
+        return [(0, 1), (1, 0)], "two phases: either may be the excursion set"
     if n_phases != 3:
         return [tuple(range(n_phases))], "two phases: phase 1 is the first label given"
     c = phase_contacts(sections, 3)

@@ -8,8 +8,9 @@ Python API and the napari widget do the same work:
    r_max, the kernel radius m, the window and the section size at that resolution.
 2. **Phase order** (:mod:`.phase_order`): which labelled phase plays the model's phase 1, 2, 3 —
    the least-touching pair at the ends, short trial fits (Algorithm 1, the same steps and seed for
-   each order) for which end is phase 1. Labels of generated volumes stay the user's; the model
-   file records the choice and why.
+   each order) for which end is phase 1. Two phases of 3D data: which phase is the excursion set
+   (and σ1) from the connectivity of each order's twin (:mod:`.connectivity_order`). Labels of
+   generated volumes stay the user's; the model file records the choice and why.
 3. **Calibration** (:class:`.loop.Calibration`) at the working resolution, in the time left;
    ``model="low"`` / ``"both"`` take the paper's route (high first, then reduce, recalibrate).
 4. **Rescaling**: the model gets ``length_scale = f`` (exact: kernels at scaled coordinates).
@@ -35,6 +36,7 @@ import numpy as np
 
 from ..phases import PhaseMap
 from .config import CalibrationConfig
+from .connectivity_order import choose_two_phase_order
 from .data import PreparedData, analysis_view, section_frame_stretch
 from .phase_order import PhaseOrder, candidate_orders, choose_phase_order
 from .plan import Plan, coarsen, plan_calibration
@@ -129,7 +131,10 @@ class CalibrationPipeline:
         if data.axis_note:
             self.notes.append(data.axis_note)
         self.notes.append(self.plan.summary())
-        self._candidates, _ = candidate_orders(self._work, pm.n_phases)
+        self._candidates, _ = candidate_orders(
+            self._work, pm.n_phases,
+            three_d=data.volume is not None and cfg.connectivity == "auto",
+        )  # fmt: skip
         self.order: PhaseOrder | None = None
         if resume is not None:
             self.order = self._order_of_checkpoint(resume)
@@ -144,6 +149,8 @@ class CalibrationPipeline:
             self.order = choose_phase_order(self._work, tuple(pm.labels))
         self.engine: Any = None
         self._trial_engines: dict[tuple[int, ...], Any] = {}
+        #: Starting models whose σ1 was chosen for the data's connectivity (two phases, 3D).
+        self._connectivity_init: dict[tuple[int, ...], Any] = {}
         self.construction = cfg.construction if pm.n_phases == 3 else "paper"
         if continue_from is not None and self.continuation["warm"]:
             from ..model.truncation import is_paper_rule
@@ -267,6 +274,9 @@ class CalibrationPipeline:
         # can only keep something at least as good by the evaluation (tracked from the start).
         trial = self._trial_engines.get(perm) if self.resume is None else None
         init = trial.best_model if trial is not None else None
+        if perm in self._connectivity_init and self.resume is None:
+            init = self._connectivity_init[perm]
+            cfg = cfg.replace(fix_sigma1=True)
         if self.continuation is not None and self.continuation["warm"] and self.resume is None:
             prev = self.previous
             init = prev.copy(length_scale=prev.length_scale / self.plan.factor, anisotropy=1.0,
@@ -289,7 +299,10 @@ class CalibrationPipeline:
         tl = self.config.time_limit
         left = tl
         if self.order is None:
-            yield from run_trials(self)
+            if self.data.phase_map.n_phases == 2:  # 3D data: the order from connectivity
+                choose_two_phase_order(self)
+            else:
+                yield from run_trials(self)
             self.trial_seconds = time.perf_counter() - t_start
             if self._cancelled:
                 yield from self._finish(self._last_trial, finished=False)
@@ -379,9 +392,12 @@ class CalibrationPipeline:
 
     def budget_text(self, main: float | None) -> str:
         """How the time budget is split (printed before the main stage)."""
+        main_t = "until early stopping" if main is None else f"{main:.0f} s"
+        if "connectivity" in self.trial_record:
+            return (f"budget: connectivity of both orders {self.trial_seconds:.0f} s, main "
+                    f"calibration {main_t}, then the check")  # fmt: skip
         rounds = self.trial_record.get("rounds", [])
         extra = " + a second round (close call)" if len(rounds) > 1 else ""
-        main_t = "until early stopping" if main is None else f"{main:.0f} s"
         return (
             f"budget: trial fits {self.trial_seconds:.0f} s ({len(self._trial_engines)} orders"
             f"{extra}), main calibration {main_t}, then the check"
