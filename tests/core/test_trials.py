@@ -119,6 +119,9 @@ def test_remedies_and_badness():
     assert verdict_badness(verdict) == pytest.approx(2.0 + 4.0)
     assert verdict_badness({"fits": True, "rows": []}) == 0.0
     assert suggest_remedies({"fits": True, "rows": []}, meta) == []
+    # Two phases: no truncation rule to learn; the connectivity term is the remedy.
+    two = dict(meta, phase_order={"model_order_labels": [1, 0]})
+    assert [r["kind"] for r in suggest_remedies(verdict, two)] == ["longer", "connectivity"]
 
 
 def test_continue_improves_a_stopped_run_and_keeps_the_better_model(sections):

@@ -113,7 +113,9 @@ def suggest_remedies(verdict: dict[str, Any], metadata: dict[str, Any]) -> list[
             "other phase order", {"order": "other"})  # fmt: skip
     if kinds & set(_CONNECTIVITY):
         rule = (metadata.get("construction") or {}).get("chosen", "paper")
-        if rule != "plurigaussian":
+        order = (metadata.get("phase_order") or {}).get("model_order_labels") or []
+        # The truncation rule's tilt and coating shape a middle phase: three phases only.
+        if rule != "plurigaussian" and len(order) != 2:
             add("plurigaussian", "the paper's truncation rule does not carry the data's "
                 "connectivity", "learn the plurigaussian truncation (tilt, coating)",
                 {"construction": "plurigaussian"})  # fmt: skip
