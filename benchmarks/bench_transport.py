@@ -43,6 +43,7 @@ TRANSPORT_CASES = {
     "electrode_128a": None,
     "electrode_128b": None,
     "rock": None,
+    "rock_seed1": None,
 }
 
 

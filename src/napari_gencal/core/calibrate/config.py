@@ -123,11 +123,12 @@ class CalibrationConfig:
         +0.2 %); ``"paper"``: the paper's rule; ``"plurigaussian"``: tilt and coating learned
         (the remedy for connectivity misses).
     connectivity : {"auto", "off"}
-        Two phases of 3D data: ``"auto"`` tries both orders (which phase is the excursion set
-        and which its complement) and takes the one whose trial twin is closer to the data's
-        percolating fractions, then picks σ1 (Gaussian against χ² part) the same way and keeps
-        it fixed in the main stage (:mod:`.trials`; a 12 % pore space that percolates needs the
-        complement of a χ²-dominated set). ``"off"``: the user's order, σ1 learned.
+        Two phases of 3D data: ``"auto"`` compares both orders (which phase is the excursion
+        set and which its complement) by the percolating fractions of their starting models'
+        twins against the data's and takes the closer one, then picks σ1 (Gaussian against χ²
+        part) the same way and keeps it fixed in the main stage (:mod:`.connectivity_order`; a
+        12 % pore space that percolates needs the complement of a χ²-dominated set). ``"off"``:
+        the user's order, σ1 learned.
     fix_sigma1 : bool
         Keep σ1 at its starting value (set by the pipeline when connectivity chose it).
     trial_steps : int
