@@ -77,6 +77,7 @@ CASES: dict[str, tuple[str, str, str, int, list[str]]] = {
     # labels 0 = pore first, as a user names them
     "rock": ("(synthetic)", "0,1", "3d", 1, []),
     "rock_seed1": ("(synthetic)", "0,1", "3d", 1, ["--seed", "1"]),
+    "rock_x2": ("(synthetic)", "0,1", "3d", 2, []),
 }
 #: Crops of the shared files (slices per axis of the stored array).
 CROPS = {
@@ -134,12 +135,15 @@ def _input_file(name: str, out: Path) -> Path:
     from napari_gencal.core.io import read_labels
 
     file, _, _, factor, _ = CASES[name]
-    if name in ("rock", "rock_seed1"):
-        dst = out / "rock.tif"
+    if name.startswith("rock"):
+        dst = out / ("rock.tif" if factor == 1 else f"rock_x{factor}.tif")
         if not dst.exists():
             import tifffile
 
-            tifffile.imwrite(dst, boolean_rock())
+            arr = boolean_rock()
+            for ax in range(3):
+                arr = np.repeat(arr, factor, axis=ax)
+            tifffile.imwrite(dst, arr)
         return dst
     if name == "fields_known":
         dst = out / "fields_known.tif"

@@ -44,6 +44,7 @@ TRANSPORT_CASES = {
     "electrode_128b": None,
     "rock": None,
     "rock_seed1": None,
+    "rock_x2": None,
 }
 
 
