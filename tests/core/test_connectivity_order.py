@@ -109,8 +109,9 @@ def test_a_rock_like_pore_space_becomes_the_complement(monkeypatch):
     monkeypatch.setattr(co, "CONNECTIVITY_SIDE", 64)  # a smaller twin: test speed
     pipe = CalibrationPipeline(prepare_data(vol, "100,200"), tiny(window=32), check=False)
     assert pipe.order is None and pipe._candidates == [(0, 1), (1, 0)]
-    for _ in pipe.run():
-        pass
+    messages = [rec.message for rec in pipe.run() if rec.message]
+    assert messages[0].startswith("phase order: comparing")  # said before the seconds it takes
+    assert any("as its complement" in m for m in messages)
     assert pipe.order.perm == (1, 0), pipe.order.reason
     assert "connectivity" in pipe.order.reason
     conn = pipe.trial_record["connectivity"]

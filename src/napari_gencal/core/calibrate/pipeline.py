@@ -300,6 +300,8 @@ class CalibrationPipeline:
         left = tl
         if self.order is None:
             if self.data.phase_map.n_phases == 2:  # 3D data: the order from connectivity
+                yield Progress(0, 0, 0, "connectivity", "order", {}, message="phase order: "
+                               "comparing how both orders' 3D twins percolate with the data")
                 choose_two_phase_order(self)
             else:
                 yield from run_trials(self)
