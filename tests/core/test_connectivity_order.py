@@ -128,7 +128,7 @@ def test_when_both_orders_percolate_alike_the_users_order_and_run_are_kept(monke
     data = prepare_data(vol, "1,0")
     calls = []
 
-    def equal(p, perm, model, device="cpu"):
+    def equal(p, perm, model, device="cpu", target=None):
         calls.append(perm)
         return 0.02, [(1.0, 1.0), (1.0, 1.0)]
 

@@ -63,7 +63,7 @@ def percolation_profile(indices: np.ndarray, k: int) -> np.ndarray:
 
 
 def connectivity_distance(
-    p: Any, perm: tuple[int, ...], model: Any, device: Any = "cpu"
+    p: Any, perm: tuple[int, ...], model: Any, device: Any = "cpu", target: Any = None
 ) -> tuple[float, list]:
     """How far a model's 3D twin is from the data in connectivity (lower is closer).
 
@@ -82,6 +82,9 @@ def connectivity_distance(
         ``perm[i]`` = the data phase that plays model phase i.
     model : ExcursionModel
     device : str or torch.device
+    target : ndarray, optional
+        The data crop's :func:`percolation_profile` in the order ``perm``, when already known
+        (a σ1 scan compares several models with the same data).
 
     Returns
     -------
@@ -97,7 +100,8 @@ def connectivity_distance(
     twin = to_indices(generate(full, data.shape, seed=p.config.seed + 777, device=device),
                       full.phase_map)  # fmt: skip
     k = len(perm)
-    d, t = percolation_profile(data, k), percolation_profile(twin, k)
+    d = percolation_profile(data, k) if target is None else np.asarray(target)
+    t = percolation_profile(twin, k)
     return float(np.abs(d - t).sum()), [(float(a), float(b)) for a, b in zip(d, t, strict=True)]
 
 
@@ -123,9 +127,11 @@ def connectivity_sigma(
     fr = fr / fr.sum()
     dist: dict[float, float] = {}
     models = {}
+    target = None  # the data's profile: measured once, then reused for every σ1
     for s in (s0, *(float(v) for v in SIGMA_GRID if abs(v - s0) > 1e-3)):
         models[s] = thresholds_for_fractions(model.copy(sigma1=s), fr, seed=p.config.seed)
-        dist[s] = connectivity_distance(p, perm, models[s], device)[0]
+        dist[s], rows = connectivity_distance(p, perm, models[s], device, target)
+        target = [d for d, _ in rows]
     best = min(dist, key=dist.get)
     record: dict[str, Any] = {
         "sigma1_start": s0,
