@@ -154,8 +154,8 @@ def test_block_data_are_judged_one_pixel_per_block():
 def test_first_order_right_but_connectivity_wrong_does_not_fit():
     # A twin of electrode.tiff calibrated with the paper's rule (5 minutes, defaults; stored):
     # volume fractions, S_V and chords within tolerance, but its NMC (model phase 1) carries flux
-    # far too easily: TauFactor's τ along z on 64³ crops 3.3–3.5 against the data's 5.9 (at 96³:
-    # 3.5 against 8.6), so it does not fit.
+    # far too easily: TauFactor's τ along z 3.5 against the data's 8.6 on 96³ crops (3.3–3.5
+    # against 5.9 on 64³), so it does not fit.
     from pathlib import Path
 
     from napari_gencal.core.fit_connectivity import transport_verdict
@@ -193,3 +193,47 @@ def test_interfaces_are_judged_like_surface_areas():
     # pairs that hardly touch are not judged
     data["interfaces"]["10|20"] = 0.001
     assert "10|20" not in {r["phase"] for r in judge(data, model).rows}
+
+
+def test_data_crops_are_disjoint_inside_and_nearest_the_centre_first():
+    from napari_gencal.core.fit_connectivity import data_crops
+
+    for shape, side, n in [((256, 256, 256), 96, 2), ((64, 200, 300), 96, 3), ((160,) * 3, 96, 4)]:
+        crops = data_crops(shape, side, n)
+        masks = np.zeros(shape, dtype=int)
+        for c in crops:
+            assert all(0 <= s.start < s.stop <= m for s, m in zip(c, shape, strict=True))
+            assert [s.stop - s.start for s in c] == [min(side, m) for m in shape]
+            masks[c] += 1
+        assert masks.max() == 1  # disjoint
+        centre = np.array(shape) / 2
+        dist = [np.sum((np.array([(s.start + s.stop) / 2 for s in c]) - centre) ** 2)
+                for c in crops]  # fmt: skip
+        assert dist == sorted(dist)
+    assert len(data_crops((256, 256, 256), 96, 2)) == 2
+    assert data_crops((160,) * 3, 96, 4) == [(slice(32, 128),) * 3]  # one fits: the central one
+
+
+def test_transport_verdict_takes_the_mean_of_the_data_crops():
+    from napari_gencal.core.descriptors.connectivity import percolating_fraction
+    from napari_gencal.core.fit_connectivity import data_crops, transport_verdict
+
+    # phase A: straight rods along z in the left half, isolated cubes in the right half
+    vol = np.full((24, 24, 48), 1, dtype=np.uint8)
+    vol[:, 4:20:6, 4:20:6] = 0
+    vol[4:20:6, 4:20:6, 28:44:6] = 0
+    crops = data_crops(vol.shape, 24, 2)
+    assert len(crops) == 2
+    pf = [percolating_fraction(vol[c], 0, 0, n_phases=3) for c in crops]
+    assert sorted(pf) == [0.0, 1.0]
+    model = thresholds_for_fractions(
+        ExcursionModel.default("high", m=4, fractions=[0.3, 0.4, 0.3], width=1.5, phase_map=PM),
+        [0.3, 0.4, 0.3])  # fmt: skip
+    v = transport_verdict(model, vol, side=24, n_realizations=2, n_data_crops=2, tau=False,
+                          axes=(0,), phases=(0,))  # fmt: skip
+    (row,) = [r for r in v.rows if r["descriptor"] == "percolating_fraction"]
+    assert row["data"] == pytest.approx(0.5)  # the mean of both crops, not the central one
+    assert "2 crops of the data" in v.what
+    one = transport_verdict(model, vol, side=24, n_data_crops=1, tau=False, axes=(0,),
+                            phases=(0,))  # fmt: skip
+    assert "central crop" in one.what and one.rows[0]["data"] in (0.0, 1.0)
